@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Differences between the kernels upage builds for (Debian 12's 6.1 and
+ * 6.12). Force-included by module/Kbuild, which probes the target tree and
+ * defines UPAGE_HAVE_* for each feature; the .c files use only the names
+ * defined here, never a kernel version.
+ */
+#ifndef UPAGE_COMPAT_H
+#define UPAGE_COMPAT_H
+
+#include <linux/mm.h>
+
+#ifndef UPAGE_HAVE_VM_FLAGS_SET
+/* vm_flags became read-only with accessors in 6.3. */
+static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags |= flags;
+}
+
+static inline void vm_flags_clear(struct vm_area_struct *vma,
+				  vm_flags_t flags)
+{
+	vma->vm_flags &= ~flags;
+}
+#endif
+
+#endif /* UPAGE_COMPAT_H */

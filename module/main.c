@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * upage: module init and exit, the /dev/upage misc device, and its file
+ * operations. Each open() creates a space (space.c); the file holds the
+ * only reference to it, and the module is pinned while any file is open
+ * (fops.owner) or mapped (the VMA holds the file).
+ */
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+
+#include "upage_private.h"
+
+unsigned long upage_max_space_pages = 1UL << 20;
+module_param_named(max_space_pages, upage_max_space_pages, ulong, 0644);
+MODULE_PARM_DESC(max_space_pages, "Most slots one space may have (default 1M = 4 GiB)");
+
+unsigned long upage_max_total_pages = 1UL << 22;
+module_param_named(max_total_pages, upage_max_total_pages, ulong, 0644);
+MODULE_PARM_DESC(max_total_pages, "Most frames all spaces together may hold (default 4M = 16 GiB)");
+
+static int upage_fops_open(struct inode *inode, struct file *file)
+{
+	struct upage_space *space;
+
+	space = upage_space_create();
+	if (IS_ERR(space))
+		return PTR_ERR(space);
+
+	file->private_data = space;
+	/* Map through the space's own address_space, as DRM does. */
+	file->f_mapping = space->inode->i_mapping;
+	return 0;
+}
+
+static int upage_fops_release(struct inode *inode, struct file *file)
+{
+	upage_space_destroy(file->private_data);
+	return 0;
+}
+
+static const struct file_operations upage_fops = {
+	.owner = THIS_MODULE,
+	.open = upage_fops_open,
+	.release = upage_fops_release,
+	.mmap = upage_mmap,
+	.unlocked_ioctl = upage_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice upage_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "upage",
+	.fops = &upage_fops,
+	.mode = 0666,
+};
+
+static int __init upage_init(void)
+{
+	int ret;
+
+	ret = upage_space_init();
+	if (ret)
+		return ret;
+
+	ret = misc_register(&upage_misc);
+	if (ret)
+		goto err_space_uninit;
+	return 0;
+
+err_space_uninit:
+	upage_space_uninit();
+	return ret;
+}
+
+static void __exit upage_exit(void)
+{
+	misc_deregister(&upage_misc);
+	upage_space_uninit();
+}
+
+module_init(upage_init);
+module_exit(upage_exit);
+
+MODULE_DESCRIPTION("upage: userspace control of the physical pages behind a mapping");
+MODULE_LICENSE("GPL");
