@@ -29,7 +29,7 @@ struct upage_slot {
 	struct upage_frame *frame;	/* NULL: a hole */
 };
 
-struct upage_stats {
+struct upage_counters {
 	atomic64_t faults;
 	atomic64_t zero_fills;
 };
@@ -58,7 +58,7 @@ struct upage_space {
 	u64 next_frame_id;
 	struct inode *inode;
 	u64 id;
-	struct upage_stats stats;
+	struct upage_counters stats;
 };
 
 /* Module parameters (main.c). */

@@ -8,6 +8,7 @@
 #ifndef LIBUPAGE_H
 #define LIBUPAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <linux/upage.h>
 
@@ -23,6 +24,45 @@ int upage_api(int fd, struct upage_api *api);
 
 /* UPAGE_RESIZE: set the number of slots; *old_pages gets the old one. */
 int upage_resize(int fd, uint64_t pages, uint64_t *old_pages);
+
+/*
+ * UPAGE_EDIT: apply @count ops atomically. On failure, *error_index (if
+ * not NULL) gets the index of the refused op, or UINT32_MAX.
+ */
+int upage_edit(int fd, const struct upage_edit_op *ops, uint32_t count,
+	       uint32_t *error_index);
+
+/* One-op edits, each a UPAGE_EDIT of one op. */
+int upage_alias(int fd, uint64_t dst, uint64_t src, uint64_t n);
+int upage_alias_cow(int fd, uint64_t dst, uint64_t src, uint64_t n);
+int upage_move(int fd, uint64_t dst, uint64_t src, uint64_t n);
+int upage_swap(int fd, uint64_t a, uint64_t b, uint64_t n);
+int upage_protect(int fd, uint64_t first, uint64_t n, uint32_t prot);
+
+/* UPAGE_QUERY: the state of slots first..first+n-1 into info[0..n-1]. */
+int upage_query(int fd, uint64_t first, uint64_t n,
+		struct upage_slot_info *info);
+
+/*
+ * UPAGE_QUERY by address: the slot mapped at @addr in this process and its
+ * state. -ENOENT if @addr is not in a mapping of the space @fd.
+ */
+int upage_query_addr(int fd, const void *addr, uint64_t *slot,
+		     struct upage_slot_info *info);
+
+/* UPAGE_STATS: the space's counters. */
+int upage_stats(int fd, struct upage_stats *stats);
+
+/*
+ * Move the private, readable and writable, page-aligned range
+ * [addr, addr+len) into a new space, in place: its contents are copied into
+ * the space, which is then mapped MAP_SHARED over the range. The program
+ * keeps using the memory by name and pointer, and its pages become slots
+ * 0..len/pagesize-1 of the returned space. Returns the space's fd
+ * (O_CLOEXEC) or -errno: -EINVAL if addr or len is not page-aligned or len
+ * is 0. Other threads must not write the range during the call.
+ */
+int upage_adopt(void *addr, size_t len);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,9 @@ enum {
 	UPAGE_CMD_BASE = 0x00,
 	UPAGE_CMD_API = UPAGE_CMD_BASE,
 	UPAGE_CMD_RESIZE,
+	UPAGE_CMD_EDIT,
+	UPAGE_CMD_QUERY,
+	UPAGE_CMD_STATS,
 };
 
 /* The interface version reported by UPAGE_API. */
@@ -104,5 +107,196 @@ struct upage_resize {
 };
 
 #define UPAGE_RESIZE _IO(UPAGE_TYPE, UPAGE_CMD_RESIZE)
+
+/**
+ * enum upage_prot - what a slot lets a mapping do with its frame
+ * @UPAGE_PROT_NONE: every access raises SIGSEGV
+ * @UPAGE_PROT_READ: reads are served; a write raises SIGSEGV
+ * @UPAGE_PROT_RW: reads and writes are served (the default of every slot)
+ *
+ * Protection belongs to the slot, not to its frame: it stays when frames
+ * are aliased, moved or swapped in and out, and it needs no VMA of its own.
+ * A denied access raises SIGSEGV with si_addr the faulting address and
+ * si_code SEGV_MAPERR (the kernel sets SEGV_ACCERR only for VMA permission
+ * faults). It limits what a mapping may do beyond what mmap/mprotect
+ * allow, never more. On a MAP_PRIVATE mapping it applies to the pages that
+ * still show the frame; a page the process has written is its own copy,
+ * as with any private file mapping.
+ */
+enum upage_prot {
+	UPAGE_PROT_NONE = 0,
+	UPAGE_PROT_READ = 1,
+	UPAGE_PROT_RW = 3,
+};
+
+/**
+ * enum upage_op - the edits of struct upage_edit_op
+ * @UPAGE_OP_ALIAS: slots dst..dst+n-1 take the frames of src..src+n-1; both
+ *	then show the same physical pages. Holes in src are first given zeroed
+ *	frames, so that the two ranges share from then on.
+ * @UPAGE_OP_ALIAS_COW: as ALIAS, but dst is copy-on-write: it shows src's
+ *	frame, writes made through src included, until the first write through
+ *	a shared mapping of dst gives dst a private copy. Writes through dst
+ *	never reach src. To sync a copy back, MOVE dst onto src.
+ * @UPAGE_OP_MOVE: dst takes src's frames (and their copy-on-write state),
+ *	src becomes holes.
+ * @UPAGE_OP_SWAP: dst and src exchange frames (and their copy-on-write
+ *	state), without copying.
+ * @UPAGE_OP_PROTECT: slots dst..dst+n-1 get protection @prot; src must be 0.
+ *
+ * For ALIAS, ALIAS_COW, MOVE and SWAP the ranges must not overlap. A frame
+ * that leaves a slot whose page is pinned by get_user_pages (O_DIRECT,
+ * vmsplice, io_uring fixed buffers, ...) makes the whole batch fail with
+ * EBUSY. Protection stays with the slots in every case.
+ */
+enum upage_op {
+	UPAGE_OP_ALIAS = 1,
+	UPAGE_OP_ALIAS_COW = 2,
+	UPAGE_OP_MOVE = 3,
+	UPAGE_OP_SWAP = 4,
+	UPAGE_OP_PROTECT = 5,
+};
+
+/**
+ * struct upage_edit_op - one edit of a batch
+ * @op: an enum upage_op
+ * @flags: must be 0
+ * @dst: the first slot edited
+ * @src: the first slot read (ALIAS, ALIAS_COW, MOVE, SWAP); 0 for PROTECT
+ * @n: the number of slots, at least 1
+ * @prot: an enum upage_prot for PROTECT; 0 otherwise
+ * @__reserved: must be 0
+ */
+struct upage_edit_op {
+	__u32 op;
+	__u32 flags;
+	__aligned_u64 dst;
+	__aligned_u64 src;
+	__aligned_u64 n;
+	__u32 prot;
+	__u32 __reserved;
+};
+
+/* The most ops one UPAGE_EDIT may carry. */
+#define UPAGE_EDIT_MAX_OPS 65536
+
+/**
+ * struct upage_edit - ioctl(UPAGE_EDIT)
+ * @size: sizeof(struct upage_edit)
+ * @flags: must be 0
+ * @op_size: sizeof(struct upage_edit_op), so that ops can grow like
+ *	structs do (a larger op must have a zero tail; smaller than the first
+ *	version is EINVAL)
+ * @count: the number of ops, 1 to UPAGE_EDIT_MAX_OPS
+ * @ops: user pointer to @count ops
+ * @out_error_index: on failure, the index of the op that was refused, or
+ *	0xffffffff if the failure was not due to one op (EFAULT, ENOMEM, ...)
+ * @__reserved: must be 0
+ *
+ * Applies the ops in order, atomically: every mapping of the space sees
+ * either none of them or all of them, and if any op is invalid (EINVAL,
+ * EOPNOTSUPP), pinned (EBUSY) or cannot be done (ENOMEM, ENOSPC), none is
+ * applied. The changed slots are unmapped from every process in one pass;
+ * they fault back in on the next access.
+ */
+struct upage_edit {
+	__u32 size;
+	__u32 flags;
+	__u32 op_size;
+	__u32 count;
+	__aligned_u64 ops;
+	__u32 out_error_index;
+	__u32 __reserved;
+};
+
+#define UPAGE_EDIT _IO(UPAGE_TYPE, UPAGE_CMD_EDIT)
+
+/* Bits of struct upage_slot_info.state. */
+#define UPAGE_SLOT_RESIDENT	(1U << 0)	/* has a frame in memory */
+#define UPAGE_SLOT_COW		(1U << 1)	/* copy-on-write alias */
+
+/**
+ * struct upage_slot_info - what UPAGE_QUERY reports of one slot
+ * @frame_id: the frame's id, unique within the space and stable for the
+ *	frame's life (aliases report the same id); 0 for a hole
+ * @pfn: the physical frame number, for CAP_SYS_ADMIN only (both the caller
+ *	and the opener of the space); 0 otherwise and for holes
+ * @state: UPAGE_SLOT_* bits
+ * @nr_aliases: how many slots of the space share the frame (1 if none
+ *	else does, 0 for a hole)
+ * @prot: the slot's enum upage_prot
+ * @__reserved: 0
+ */
+struct upage_slot_info {
+	__aligned_u64 frame_id;
+	__aligned_u64 pfn;
+	__u32 state;
+	__u32 nr_aliases;
+	__u32 prot;
+	__u32 __reserved;
+};
+
+/* Flags of struct upage_query. */
+#define UPAGE_QUERY_BY_ADDR	(1U << 0)
+#define UPAGE_QUERY_FLAGS_ALL	UPAGE_QUERY_BY_ADDR
+
+/**
+ * struct upage_query - ioctl(UPAGE_QUERY)
+ * @size: sizeof(struct upage_query)
+ * @flags: UPAGE_QUERY_BY_ADDR: @first is a virtual address in the caller's
+ *	address space, inside a mapping of this space, rather than a slot
+ * @first: the first slot (or, with UPAGE_QUERY_BY_ADDR, an address)
+ * @n: the number of slots, at least 1
+ * @info: user pointer to @n entries of @info_size bytes
+ * @info_size: sizeof(struct upage_slot_info)
+ * @__reserved: must be 0
+ * @out_slot: the slot of @first (useful with UPAGE_QUERY_BY_ADDR)
+ *
+ * Reports the state of slots first..first+n-1. Each entry is consistent
+ * in itself; entries are not one snapshot if the space is edited
+ * concurrently. With UPAGE_QUERY_BY_ADDR, an address that is not in a
+ * mapping of this space is ENOENT; the range must not run past the end of
+ * that mapping.
+ */
+struct upage_query {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 first;
+	__aligned_u64 n;
+	__aligned_u64 info;
+	__u32 info_size;
+	__u32 __reserved;
+	__aligned_u64 out_slot;
+};
+
+#define UPAGE_QUERY _IO(UPAGE_TYPE, UPAGE_CMD_QUERY)
+
+/**
+ * struct upage_stats - ioctl(UPAGE_STATS)
+ * @size: sizeof(struct upage_stats)
+ * @flags: must be 0
+ * @out_pages: the space's size in slots
+ * @out_frames: frames the space holds now
+ * @out_faults: page faults served
+ * @out_zero_fills: holes filled with a zeroed frame
+ * @out_cow_breaks: copy-on-write aliases given their own copy
+ * @out_edits: ops applied by UPAGE_EDIT
+ * @out_batches: UPAGE_EDIT calls that applied
+ *
+ * Counters of the space since it was opened.
+ */
+struct upage_stats {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 out_pages;
+	__aligned_u64 out_frames;
+	__aligned_u64 out_faults;
+	__aligned_u64 out_zero_fills;
+	__aligned_u64 out_cow_breaks;
+	__aligned_u64 out_edits;
+	__aligned_u64 out_batches;
+};
+
+#define UPAGE_STATS _IO(UPAGE_TYPE, UPAGE_CMD_STATS)
 
 #endif /* _UAPI_LINUX_UPAGE_H */
