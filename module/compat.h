@@ -24,4 +24,18 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 }
 #endif
 
+/* How many PTEs map an order-0 page. */
+#ifdef UPAGE_HAVE_INLINE_FOLIO_MAPCOUNT
+static inline int upage_page_mapcount(struct page *page)
+{
+	return folio_mapcount(page_folio(page));
+}
+#else
+/* 6.1: folio_mapcount() is out of line and not exported. */
+static inline int upage_page_mapcount(struct page *page)
+{
+	return page_mapcount(page);
+}
+#endif
+
 #endif /* UPAGE_COMPAT_H */

@@ -11,40 +11,126 @@
  *    re-checks that the slot still holds it (else it unlocks, drops it and
  *    looks again). It returns VM_FAULT_LOCKED: the core installs the PTE
  *    before it unlocks the page.
- *  - An edit locks every page it takes away from a slot, changes the table,
- *    unmaps, and only then unlocks.
+ *  - An edit locks every page it takes away from a slot (or whose slot's
+ *    protection it narrows), changes the table, unmaps, and only then
+ *    unlocks.
  *
  * So either the fault re-checks after the table change and retries, or it
  * installed its PTE before the edit's unmap, which removes it.
+ *
+ * Protection and copy-on-write. Because the VMAs have .page_mkwrite, the
+ * core maps pages of shared writable mappings read-only first, so the
+ * first write to each page of a MAP_SHARED mapping reaches
+ * upage_vm_page_mkwrite(), which enforces UPAGE_PROT_RW and gives a
+ * copy-on-write alias its own copy. Narrowing a slot's protection unmaps
+ * it, so the next access faults again. A private mapping never writes the
+ * frame (the core copies it first, without asking the driver), so there
+ * only UPAGE_PROT_NONE is enforced, on the pages that still show the frame.
  */
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 
 #include "upage_private.h"
 
+static bool upage_vma_shared(struct vm_area_struct *vma)
+{
+	return vma->vm_flags & VM_SHARED;
+}
+
+/* Whether @state lets this fault through (protection only). */
+static bool upage_access_ok(struct vm_fault *vmf, struct upage_slot_state *state)
+{
+	if (state->prot == UPAGE_PROT_NONE)
+		return false;
+	if ((vmf->flags & FAULT_FLAG_WRITE) && upage_vma_shared(vmf->vma))
+		return state->prot == UPAGE_PROT_RW;
+	return true;
+}
+
 static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 {
 	struct upage_space *space = vmf->vma->vm_file->private_data;
-	struct page *page;
+	bool write = (vmf->flags & FAULT_FLAG_WRITE) &&
+		     upage_vma_shared(vmf->vma);
+	struct upage_slot_state state;
+	int ret;
 
 	atomic64_inc(&space->stats.faults);
 	for (;;) {
-		page = upage_space_get_page(space, vmf->pgoff);
-		if (IS_ERR(page))
-			return PTR_ERR(page) == -EFAULT ? VM_FAULT_SIGBUS :
-							  vmf_error(PTR_ERR(page));
-		lock_page(page);
-		if (upage_space_slot_has_page(space, vmf->pgoff, page))
-			break;
-		unlock_page(page);
-		put_page(page);
+		upage_space_lookup(space, vmf->pgoff, &state);
+		if (state.beyond_end)
+			return VM_FAULT_SIGBUS;
+		if (!upage_access_ok(vmf, &state))
+			goto out_segv;
+		if (!state.page) {
+			ret = upage_space_fill_hole(space, vmf->pgoff);
+			if (ret)
+				return vmf_error(ret);
+			continue;
+		}
+
+		lock_page(state.page);
+		if (!upage_space_recheck(space, vmf->pgoff, state.page, &state))
+			goto retry;
+		if (!upage_access_ok(vmf, &state))
+			goto out_segv_unlock;
+		if (write && state.cow) {
+			/* A shared write to a copy-on-write alias: copy first. */
+			unlock_page(state.page);
+			ret = upage_space_break_cow(space, vmf->pgoff, state.page);
+			put_page(state.page);
+			if (ret)
+				return vmf_error(ret);
+			continue;
+		}
+		vmf->page = state.page;
+		return VM_FAULT_LOCKED;
+retry:
+		unlock_page(state.page);
+		put_page(state.page);
 	}
-	vmf->page = page;
+
+out_segv_unlock:
+	unlock_page(state.page);
+out_segv:
+	if (state.page)
+		put_page(state.page);
+	return VM_FAULT_SIGSEGV;
+}
+
+/* The first write to a page of a shared mapping. */
+static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
+{
+	struct upage_space *space = vmf->vma->vm_file->private_data;
+	struct page *page = vmf->page;
+	struct upage_slot_state state;
+	int ret;
+
+	lock_page(page);
+	if (!upage_space_recheck(space, vmf->pgoff, page, &state)) {
+		/*
+		 * An edit took the page from the slot and has unmapped it
+		 * (it held the page lock until then): fault again.
+		 */
+		unlock_page(page);
+		return VM_FAULT_NOPAGE;
+	}
+	if (state.prot != UPAGE_PROT_RW) {
+		unlock_page(page);
+		return VM_FAULT_SIGSEGV;
+	}
+	if (state.cow) {
+		unlock_page(page);
+		ret = upage_space_break_cow(space, vmf->pgoff, page);
+		/* The slot is unmapped; the retried access faults the copy in. */
+		return ret ? vmf_error(ret) : VM_FAULT_NOPAGE;
+	}
 	return VM_FAULT_LOCKED;
 }
 
 static const struct vm_operations_struct upage_vm_ops = {
 	.fault = upage_vm_fault,
+	.page_mkwrite = upage_vm_page_mkwrite,
 };
 
 int upage_mmap(struct file *file, struct vm_area_struct *vma)
@@ -59,4 +145,33 @@ int upage_mmap(struct file *file, struct vm_area_struct *vma)
 
 	vma->vm_ops = &upage_vm_ops;
 	return 0;
+}
+
+/*
+ * The slot that @addr maps in the caller's address space, if @addr lies in
+ * a mapping of @space whose remainder covers @n pages; -ENOENT otherwise.
+ */
+int upage_addr_to_slot(struct upage_space *space, unsigned long addr,
+		       u64 n, u64 *slot)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	int ret = -ENOENT;
+
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	vma = vma_lookup(mm, addr);
+	if (vma && vma->vm_ops == &upage_vm_ops &&
+	    vma->vm_file->private_data == space) {
+		u64 off = (addr - vma->vm_start) >> PAGE_SHIFT;
+
+		if (n <= vma_pages(vma) - off) {
+			*slot = vma->vm_pgoff + off;
+			ret = 0;
+		} else {
+			ret = -EINVAL;
+		}
+	}
+	mmap_read_unlock(mm);
+	return ret;
 }

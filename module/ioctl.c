@@ -5,13 +5,17 @@
  * "__u32 size; __u32 flags;" and grows at its end (see the DOC block of
  * uapi/linux/upage.h for the rules and errnos).
  */
+#include <linux/capability.h>
 #include <linux/fs.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/upage.h>
+#include <linux/vmalloc.h>
 
 #include "upage_private.h"
 
 struct upage_ucmd {
+	struct file *file;
 	struct upage_space *space;
 	void __user *ubuffer;
 	u32 user_size;
@@ -42,9 +46,157 @@ static int upage_ioctl_resize(struct upage_ucmd *ucmd)
 	return upage_ucmd_respond(ucmd, sizeof(*cmd));
 }
 
+/* Copy @count ops of @op_size bytes each from @uops, as structs grow. */
+static struct upage_edit_op *upage_edit_copy_ops(u64 uops, u32 count,
+						 u32 op_size)
+{
+	struct upage_edit_op *ops;
+	u32 i;
+	int ret;
+
+	ops = kvmalloc_array(count, sizeof(*ops),
+			     GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!ops)
+		return ERR_PTR(-ENOMEM);
+	if (op_size == sizeof(*ops)) {
+		if (copy_from_user(ops, u64_to_user_ptr(uops),
+				   (size_t)count * sizeof(*ops))) {
+			kvfree(ops);
+			return ERR_PTR(-EFAULT);
+		}
+		return ops;
+	}
+	for (i = 0; i < count; i++) {
+		ret = copy_struct_from_user(&ops[i], sizeof(*ops),
+					    u64_to_user_ptr(uops + (u64)i * op_size),
+					    op_size);
+		if (ret) {
+			kvfree(ops);
+			return ERR_PTR(ret);
+		}
+	}
+	return ops;
+}
+
+static int upage_ioctl_edit(struct upage_ucmd *ucmd)
+{
+	struct upage_edit *cmd = ucmd->cmd;
+	struct upage_edit_op *ops;
+	int ret;
+
+	cmd->out_error_index = U32_MAX;
+	if (cmd->flags || cmd->__reserved)
+		return -EOPNOTSUPP;
+	if (!cmd->count || cmd->count > UPAGE_EDIT_MAX_OPS ||
+	    cmd->op_size < offsetofend(struct upage_edit_op, __reserved))
+		return -EINVAL;
+
+	/* Copied before any lock: the ops may lie in this space's mapping. */
+	ops = upage_edit_copy_ops(cmd->ops, cmd->count, cmd->op_size);
+	if (IS_ERR(ops))
+		return PTR_ERR(ops);
+	ret = upage_edit_apply(ucmd->space, ops, cmd->count,
+			       &cmd->out_error_index);
+	kvfree(ops);
+	if (ret) {
+		/* Report which op was refused; the call's error stands. */
+		if (copy_to_user(ucmd->ubuffer + offsetof(struct upage_edit,
+							  out_error_index),
+				 &cmd->out_error_index,
+				 sizeof(cmd->out_error_index)))
+			return -EFAULT;
+		return ret;
+	}
+	return upage_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
+/* Physical frame numbers, as /proc/pid/pagemap: for CAP_SYS_ADMIN only. */
+static bool upage_may_see_pfn(struct file *file)
+{
+	return file_ns_capable(file, &init_user_ns, CAP_SYS_ADMIN) &&
+	       capable(CAP_SYS_ADMIN);
+}
+
+#define UPAGE_QUERY_CHUNK 256
+
+static int upage_ioctl_query(struct upage_ucmd *ucmd)
+{
+	struct upage_query *cmd = ucmd->cmd;
+	struct upage_slot_info *info;
+	bool show_pfn = upage_may_see_pfn(ucmd->file);
+	u64 done, first = cmd->first;
+	u32 stride = cmd->info_size;
+	int ret = 0;
+
+	if ((cmd->flags & ~UPAGE_QUERY_FLAGS_ALL) || cmd->__reserved)
+		return -EOPNOTSUPP;
+	if (!cmd->n || stride < offsetofend(struct upage_slot_info, __reserved))
+		return -EINVAL;
+	if (cmd->flags & UPAGE_QUERY_BY_ADDR) {
+		ret = upage_addr_to_slot(ucmd->space, cmd->first, cmd->n,
+					 &first);
+		if (ret)
+			return ret;
+	}
+	cmd->out_slot = first;
+	if (!upage_space_range_ok(ucmd->space, first, cmd->n))
+		return -EINVAL;
+
+	info = kmalloc_array(UPAGE_QUERY_CHUNK, sizeof(*info), GFP_KERNEL);
+	if (!info)
+		return -ENOMEM;
+	/* Chunk by chunk: the lock is never held while copying out. */
+	for (done = 0; done < cmd->n; done += UPAGE_QUERY_CHUNK) {
+		u64 i, nr = min_t(u64, cmd->n - done, UPAGE_QUERY_CHUNK);
+		void __user *out = u64_to_user_ptr(cmd->info + done * stride);
+
+		/* Each chunk is checked again: the space may shrink meanwhile. */
+		ret = upage_space_query(ucmd->space, first + done, nr, show_pfn,
+					info);
+		if (ret)
+			break;
+		for (i = 0; i < nr; i++, out += stride) {
+			if (copy_to_user(out, &info[i], sizeof(*info)) ||
+			    (stride > sizeof(*info) &&
+			     clear_user(out + sizeof(*info),
+					stride - sizeof(*info)))) {
+				ret = -EFAULT;
+				goto out_free;
+			}
+		}
+	}
+out_free:
+	kfree(info);
+	if (ret)
+		return ret;
+	return upage_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
+static int upage_ioctl_stats(struct upage_ucmd *ucmd)
+{
+	struct upage_stats *cmd = ucmd->cmd;
+	struct upage_space *space = ucmd->space;
+
+	if (cmd->flags)
+		return -EOPNOTSUPP;
+	mutex_lock(&space->lock);
+	cmd->out_pages = space->nr_pages;
+	cmd->out_frames = space->nr_frames;
+	mutex_unlock(&space->lock);
+	cmd->out_faults = atomic64_read(&space->stats.faults);
+	cmd->out_zero_fills = atomic64_read(&space->stats.zero_fills);
+	cmd->out_cow_breaks = atomic64_read(&space->stats.cow_breaks);
+	cmd->out_edits = atomic64_read(&space->stats.edits);
+	cmd->out_batches = atomic64_read(&space->stats.batches);
+	return upage_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
 union upage_ucmd_buffer {
 	struct upage_api api;
 	struct upage_resize resize;
+	struct upage_edit edit;
+	struct upage_query query;
+	struct upage_stats stats;
 };
 
 struct upage_ioctl_op {
@@ -69,6 +221,12 @@ static const struct upage_ioctl_op upage_ioctl_ops[] = {
 		       out_max_pages),
 	UPAGE_IOCTL_OP(UPAGE_RESIZE, upage_ioctl_resize, struct upage_resize,
 		       out_old_pages),
+	UPAGE_IOCTL_OP(UPAGE_EDIT, upage_ioctl_edit, struct upage_edit,
+		       __reserved),
+	UPAGE_IOCTL_OP(UPAGE_QUERY, upage_ioctl_query, struct upage_query,
+		       out_slot),
+	UPAGE_IOCTL_OP(UPAGE_STATS, upage_ioctl_stats, struct upage_stats,
+		       out_batches),
 };
 
 static int upage_ioctl_api(struct upage_ucmd *ucmd)
@@ -95,6 +253,7 @@ long upage_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	const struct upage_ioctl_op *op;
 	union upage_ucmd_buffer buf;
 	struct upage_ucmd ucmd = {
+		.file = file,
 		.space = file->private_data,
 		.ubuffer = (void __user *)arg,
 		.cmd = &buf,

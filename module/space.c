@@ -9,7 +9,10 @@
  *	page lock -> space->table_lock
  *
  * The fault path takes space->lock only without a page lock held (to fill
- * a hole), and space->table_lock under a page lock (to re-check a slot).
+ * a hole or break a copy-on-write alias), and space->table_lock under a
+ * page lock (to re-check a slot). Whoever takes a frame away from a slot
+ * holds the frame's page lock from before the table changes until after
+ * the slot is unmapped (fault.c explains why).
  */
 #include <linux/atomic.h>
 #include <linux/err.h>
@@ -85,9 +88,38 @@ struct upage_space *upage_space_create(void)
 	return space;
 }
 
-/* Take a frame for a newly allocated page; the page's reference moves in. */
-static struct upage_frame *upage_frame_new(struct upage_space *space,
-					   struct page *page)
+/*
+ * A zeroed page for a new frame, charged to the current task's memory
+ * cgroup and counted against max_total_pages. NULL if either limit is hit.
+ */
+struct page *upage_alloc_frame_page(void)
+{
+	struct page *page;
+
+	if (atomic_long_inc_return(&upage_total_pages) > upage_max_total_pages) {
+		atomic_long_dec(&upage_total_pages);
+		return NULL;
+	}
+	page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
+	if (!page)
+		atomic_long_dec(&upage_total_pages);
+	return page;
+}
+
+/* Give back a page from upage_alloc_frame_page() that no frame took. */
+void upage_free_frame_page(struct page *page)
+{
+	put_page(page);
+	atomic_long_dec(&upage_total_pages);
+}
+
+/*
+ * Make a frame of a page from upage_alloc_frame_page(). The allocation's
+ * page reference becomes the frame's: the first slot to point at the frame
+ * takes it over without upage_frame_get(); see nr_slots == 0 below.
+ */
+struct upage_frame *upage_frame_new(struct upage_space *space,
+				    struct page *page)
 {
 	struct upage_frame *frame;
 
@@ -98,23 +130,35 @@ static struct upage_frame *upage_frame_new(struct upage_space *space,
 		return NULL;
 	frame->page = page;
 	frame->nr_slots = 0;
+	frame->edit_locked = false;
 	frame->id = ++space->next_frame_id;
+	space->nr_frames++;
 	return frame;
 }
 
+/* One more slot points at @frame. */
+void upage_frame_get(struct upage_frame *frame)
+{
+	if (frame->nr_slots++)
+		get_page(frame->page);
+}
+
 /*
- * Drop one slot's hold on @frame. The page may live on: the kernel drops
- * its own references when it unmaps or unpins it.
+ * One slot less points at @frame; the last one frees it. The page may live
+ * on: the kernel drops its own references when it unmaps or unpins it.
  */
-static void upage_frame_put(struct upage_space *space,
-			    struct upage_frame *frame)
+void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 {
 	lockdep_assert_held(&space->lock);
 
-	put_page(frame->page);
-	if (--frame->nr_slots)
+	if (WARN_ON_ONCE(!frame->nr_slots))
 		return;
-	atomic_long_dec(&upage_total_pages);
+	if (--frame->nr_slots) {
+		put_page(frame->page);
+		return;
+	}
+	upage_free_frame_page(frame->page);
+	space->nr_frames--;
 	kmem_cache_free(upage_frame_cache, frame);
 }
 
@@ -135,6 +179,12 @@ void upage_space_destroy(struct upage_space *space)
 	kfree(space);
 }
 
+/* Unmap slots first..first+nr-1 from every process, private copies kept. */
+void upage_space_unmap(struct upage_space *space, pgoff_t first, pgoff_t nr)
+{
+	unmap_mapping_pages(space->inode->i_mapping, first, nr, false);
+}
+
 static int upage_space_grow_table(struct upage_space *space, pgoff_t pages)
 {
 	struct upage_slot *slots, *old;
@@ -146,8 +196,9 @@ static int upage_space_grow_table(struct upage_space *space, pgoff_t pages)
 
 	/* Grow geometrically so that a series of small resizes stays cheap. */
 	capacity = max3(pages, space->capacity * 2, (pgoff_t)64);
-	capacity = min_t(pgoff_t, capacity, upage_max_space_pages);
-	slots = kvcalloc(capacity, sizeof(*slots), GFP_KERNEL_ACCOUNT);
+	capacity = max(min_t(pgoff_t, capacity, upage_max_space_pages), pages);
+	slots = kvcalloc(capacity, sizeof(*slots),
+			 GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!slots)
 		return -ENOMEM;
 
@@ -162,11 +213,51 @@ static int upage_space_grow_table(struct upage_space *space, pgoff_t pages)
 	return 0;
 }
 
+static int upage_space_shrink(struct upage_space *space, pgoff_t pages)
+{
+	pgoff_t old = space->nr_pages, i, nr_cut = 0;
+	struct upage_frame **cut;
+
+	lockdep_assert_held(&space->lock);
+
+	cut = kvcalloc(old - pages, sizeof(*cut), GFP_KERNEL | __GFP_NOWARN);
+	if (!cut)
+		return -ENOMEM;
+	/*
+	 * Lock the pages cut off, so that a fault that looked one up cannot
+	 * install it after the unmap below. An alias cut twice is locked once.
+	 */
+	for (i = pages; i < old; i++) {
+		struct upage_frame *frame = space->slots[i].frame;
+
+		if (frame && !frame->edit_locked) {
+			lock_page(frame->page);
+			frame->edit_locked = true;
+			cut[nr_cut++] = frame;
+		}
+	}
+	spin_lock(&space->table_lock);
+	space->nr_pages = pages;
+	spin_unlock(&space->table_lock);
+	/* As truncation does, drop private copies beyond the end too. */
+	unmap_mapping_pages(space->inode->i_mapping, pages, old - pages, true);
+	for (i = 0; i < nr_cut; i++) {
+		cut[i]->edit_locked = false;
+		unlock_page(cut[i]->page);
+	}
+	for (i = pages; i < old; i++) {
+		if (space->slots[i].frame)
+			upage_frame_put(space, space->slots[i].frame);
+		space->slots[i].frame = NULL;
+	}
+	kvfree(cut);
+	return 0;
+}
+
 int upage_space_resize(struct upage_space *space, u64 pages, u64 *old_pages)
 {
-	struct upage_frame **cut = NULL;
-	pgoff_t old, i, nr_cut = 0;
-	int ret = 0;
+	pgoff_t old, i;
+	int ret;
 
 	if (pages > upage_max_space_pages)
 		return -ENOSPC;
@@ -174,76 +265,93 @@ int upage_space_resize(struct upage_space *space, u64 pages, u64 *old_pages)
 	mutex_lock(&space->lock);
 	old = space->nr_pages;
 	*old_pages = old;
-	if (pages >= old) {
-		ret = upage_space_grow_table(space, pages);
-		if (!ret) {
-			spin_lock(&space->table_lock);
-			space->nr_pages = pages;
-			spin_unlock(&space->table_lock);
-		}
+	if (pages < old) {
+		ret = upage_space_shrink(space, pages);
 		goto out_unlock;
 	}
-
-	cut = kvcalloc(old - pages, sizeof(*cut), GFP_KERNEL);
-	if (!cut) {
-		ret = -ENOMEM;
+	ret = upage_space_grow_table(space, pages);
+	if (ret)
 		goto out_unlock;
-	}
-	/*
-	 * Shrink: lock the pages cut off, so that a fault that looked one up
-	 * cannot install it after the unmap below (see fault.c).
-	 */
-	for (i = pages; i < old; i++) {
-		struct upage_frame *frame = space->slots[i].frame;
-
-		if (frame) {
-			lock_page(frame->page);
-			cut[nr_cut++] = frame;
-		}
+	/* Slots beyond the end are holes (shrink left them so). */
+	for (i = old; i < pages; i++) {
+		space->slots[i].prot = UPAGE_PROT_RW;
+		space->slots[i].flags = 0;
 	}
 	spin_lock(&space->table_lock);
 	space->nr_pages = pages;
-	for (i = pages; i < old; i++)
-		space->slots[i].frame = NULL;
 	spin_unlock(&space->table_lock);
-	unmap_mapping_pages(space->inode->i_mapping, pages, old - pages, true);
-	for (i = 0; i < nr_cut; i++) {
-		unlock_page(cut[i]->page);
-		upage_frame_put(space, cut[i]);
-	}
-	kvfree(cut);
 out_unlock:
 	mutex_unlock(&space->lock);
 	return ret;
 }
 
-/* Fill the hole at @idx with a zeroed frame, unless an edit got there first. */
-static int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
+/* Read slot @idx for the fault path; a resident page comes with a reference. */
+void upage_space_lookup(struct upage_space *space, pgoff_t idx,
+			struct upage_slot_state *state)
+{
+	struct upage_slot *slot;
+
+	memset(state, 0, sizeof(*state));
+	spin_lock(&space->table_lock);
+	if (idx >= space->nr_pages) {
+		state->beyond_end = true;
+		goto out_unlock;
+	}
+	slot = &space->slots[idx];
+	state->prot = slot->prot;
+	state->cow = slot->flags & UPAGE_SLOT_F_COW;
+	if (slot->frame) {
+		state->page = slot->frame->page;
+		get_page(state->page);
+	}
+out_unlock:
+	spin_unlock(&space->table_lock);
+}
+
+/*
+ * Whether slot @idx still holds @page, whose lock the caller holds, and its
+ * state then. No edit can take @page from the slot while the lock is held.
+ */
+bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
+			 struct page *page, struct upage_slot_state *state)
+{
+	struct upage_slot *slot;
+	bool same = false;
+
+	spin_lock(&space->table_lock);
+	if (idx < space->nr_pages) {
+		slot = &space->slots[idx];
+		same = slot->frame && slot->frame->page == page;
+		state->prot = slot->prot;
+		state->cow = slot->flags & UPAGE_SLOT_F_COW;
+	}
+	spin_unlock(&space->table_lock);
+	return same;
+}
+
+/*
+ * Fill the hole at @idx with a zeroed frame, unless an edit got there
+ * first (then the caller looks again).
+ */
+int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
 {
 	struct upage_frame *frame;
 	struct page *page;
 	int ret = 0;
 
-	if (atomic_long_inc_return(&upage_total_pages) > upage_max_total_pages) {
-		atomic_long_dec(&upage_total_pages);
-		return -ENOSPC;
-	}
-	/* Charged to the faulting task's memory cgroup. */
-	page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
-	if (!page) {
-		atomic_long_dec(&upage_total_pages);
+	page = upage_alloc_frame_page();
+	if (!page)
 		return -ENOMEM;
-	}
 
 	mutex_lock(&space->lock);
 	if (idx >= space->nr_pages || space->slots[idx].frame)
-		goto out_free;	/* resized or filled meanwhile: look again */
+		goto out_free;
 	frame = upage_frame_new(space, page);
 	if (!frame) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	frame->nr_slots = 1;
+	upage_frame_get(frame);
 	spin_lock(&space->table_lock);
 	space->slots[idx].frame = frame;
 	spin_unlock(&space->table_lock);
@@ -253,49 +361,97 @@ static int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
 
 out_free:
 	mutex_unlock(&space->lock);
-	put_page(page);
-	atomic_long_dec(&upage_total_pages);
+	upage_free_frame_page(page);
 	return ret;
 }
 
 /*
- * Return the page of slot @idx with a reference, filling a hole first.
- * -EFAULT if @idx lies beyond the end of the space.
+ * Give the copy-on-write alias at @idx, which showed @old, a copy of its
+ * own. Nothing to do if an edit changed the slot meanwhile.
  */
-struct page *upage_space_get_page(struct upage_space *space, pgoff_t idx)
+int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
+			  struct page *old)
 {
+	struct upage_frame *frame, *old_frame;
+	struct upage_slot *slot;
 	struct page *page;
-	int ret;
+	int ret = 0;
 
-	for (;;) {
-		spin_lock(&space->table_lock);
-		if (idx >= space->nr_pages) {
-			spin_unlock(&space->table_lock);
-			return ERR_PTR(-EFAULT);
-		}
-		page = space->slots[idx].frame ?
-		       space->slots[idx].frame->page : NULL;
-		if (page)
-			get_page(page);
-		spin_unlock(&space->table_lock);
-		if (page)
-			return page;
+	page = upage_alloc_frame_page();
+	if (!page)
+		return -ENOMEM;
 
-		ret = upage_space_fill_hole(space, idx);
-		if (ret)
-			return ERR_PTR(ret);
+	mutex_lock(&space->lock);
+	slot = idx < space->nr_pages ? &space->slots[idx] : NULL;
+	if (!slot || !slot->frame || slot->frame->page != old ||
+	    !(slot->flags & UPAGE_SLOT_F_COW))
+		goto out_free;
+	frame = upage_frame_new(space, page);
+	if (!frame) {
+		ret = -ENOMEM;
+		goto out_free;
 	}
+	upage_frame_get(frame);
+	old_frame = slot->frame;
+
+	lock_page(old);
+	copy_highpage(page, old);
+	spin_lock(&space->table_lock);
+	slot->frame = frame;
+	slot->flags &= ~UPAGE_SLOT_F_COW;
+	spin_unlock(&space->table_lock);
+	upage_space_unmap(space, idx, 1);
+	unlock_page(old);
+
+	upage_frame_put(space, old_frame);
+	atomic64_inc(&space->stats.cow_breaks);
+	mutex_unlock(&space->lock);
+	return 0;
+
+out_free:
+	mutex_unlock(&space->lock);
+	upage_free_frame_page(page);
+	return ret;
 }
 
-/* Whether slot @idx still holds @page; the caller holds the page lock. */
-bool upage_space_slot_has_page(struct upage_space *space, pgoff_t idx,
-			       struct page *page)
+/* Whether slots first..first+n-1 exist now. */
+bool upage_space_range_ok(struct upage_space *space, u64 first, u64 n)
 {
-	bool same;
+	bool ok;
 
 	spin_lock(&space->table_lock);
-	same = idx < space->nr_pages && space->slots[idx].frame &&
-	       space->slots[idx].frame->page == page;
+	ok = first < space->nr_pages && n <= space->nr_pages - first;
 	spin_unlock(&space->table_lock);
-	return same;
+	return ok;
+}
+
+/* Fill @info for slots first..first+n-1, checked under the lock. */
+int upage_space_query(struct upage_space *space, u64 first, u64 n,
+		      bool show_pfn, struct upage_slot_info *info)
+{
+	u64 i;
+
+	mutex_lock(&space->lock);
+	if (first >= space->nr_pages || n > space->nr_pages - first) {
+		mutex_unlock(&space->lock);
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		struct upage_slot *slot = &space->slots[first + i];
+		struct upage_frame *frame = slot->frame;
+
+		memset(&info[i], 0, sizeof(info[i]));
+		info[i].prot = slot->prot;
+		if (!frame)
+			continue;
+		info[i].frame_id = frame->id;
+		info[i].nr_aliases = frame->nr_slots;
+		info[i].state = UPAGE_SLOT_RESIDENT;
+		if (slot->flags & UPAGE_SLOT_F_COW)
+			info[i].state |= UPAGE_SLOT_COW;
+		if (show_pfn)
+			info[i].pfn = page_to_pfn(frame->page);
+	}
+	mutex_unlock(&space->lock);
+	return 0;
 }

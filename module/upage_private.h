@@ -8,6 +8,7 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/upage.h>
 
 /*
  * A frame: one physical page owned by a space, referenced by one or more
@@ -15,31 +16,46 @@
  * the frame, so the page outlives the frame whenever the kernel still maps
  * or pins it.
  *
- * @page and @nr_slots are protected by space->lock (the mutex); @page is
- * also read under space->table_lock. @id is immutable after creation.
+ * @nr_slots and @edit_locked are protected by space->lock (the mutex).
+ * @page and @id are immutable after creation; frames are reached through
+ * the slot table under either space lock.
  */
 struct upage_frame {
 	struct page *page;
 	unsigned int nr_slots;
+	bool edit_locked;	/* its page is locked by the running edit */
 	u64 id;
 };
 
-/* One slot of the table: protected by space->lock and space->table_lock. */
+/* Bits of upage_slot.flags. */
+#define UPAGE_SLOT_F_COW	BIT(0)	/* copy-on-write alias of its frame */
+#define UPAGE_SLOT_F_EDITED	BIT(1)	/* in the running edit's undo log */
+
+/*
+ * One slot of the table: protected by space->lock and space->table_lock
+ * (writers hold both). @prot is an enum upage_prot.
+ */
 struct upage_slot {
 	struct upage_frame *frame;	/* NULL: a hole */
+	u32 prot;
+	u32 flags;
 };
 
 struct upage_counters {
 	atomic64_t faults;
 	atomic64_t zero_fills;
+	atomic64_t cow_breaks;
+	atomic64_t edits;
+	atomic64_t batches;
 };
 
 /*
  * A space, one per open() of /dev/upage.
  *
- * @lock (mutex) serialises every change of the table: edits, resize, and
- * the filling of holes. It is never held across copy_{from,to}_user, since
- * a user buffer may lie in this space's own mapping, whose fault takes it.
+ * @lock (mutex) serialises every change of the table: edits, resize, the
+ * filling of holes and copy-on-write breaks, and protects @nr_frames and
+ * @next_frame_id. It is never held across copy_{from,to}_user, since a user
+ * buffer may lie in this space's own mapping, whose fault takes it.
  *
  * @table_lock (spinlock) protects @slots, @nr_pages and @capacity for
  * readers that cannot take @lock: the fault path, which holds a page lock
@@ -55,10 +71,19 @@ struct upage_space {
 	struct upage_slot *slots;
 	pgoff_t nr_pages;
 	pgoff_t capacity;
+	pgoff_t nr_frames;
 	u64 next_frame_id;
 	struct inode *inode;
 	u64 id;
 	struct upage_counters stats;
+};
+
+/* What the fault path reads of a slot, under table_lock. */
+struct upage_slot_state {
+	struct page *page;	/* with a reference, NULL for a hole */
+	u32 prot;
+	bool cow;
+	bool beyond_end;
 };
 
 /* Module parameters (main.c). */
@@ -71,12 +96,33 @@ void upage_space_uninit(void);
 struct upage_space *upage_space_create(void);
 void upage_space_destroy(struct upage_space *space);
 int upage_space_resize(struct upage_space *space, u64 pages, u64 *old_pages);
-struct page *upage_space_get_page(struct upage_space *space, pgoff_t idx);
-bool upage_space_slot_has_page(struct upage_space *space, pgoff_t idx,
-			       struct page *page);
+struct page *upage_alloc_frame_page(void);
+void upage_free_frame_page(struct page *page);
+struct upage_frame *upage_frame_new(struct upage_space *space,
+				    struct page *page);
+void upage_frame_get(struct upage_frame *frame);
+void upage_frame_put(struct upage_space *space, struct upage_frame *frame);
+void upage_space_lookup(struct upage_space *space, pgoff_t idx,
+			struct upage_slot_state *state);
+bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
+			 struct page *page, struct upage_slot_state *state);
+int upage_space_fill_hole(struct upage_space *space, pgoff_t idx);
+int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
+			  struct page *old);
+void upage_space_unmap(struct upage_space *space, pgoff_t first,
+		       pgoff_t nr);
+bool upage_space_range_ok(struct upage_space *space, u64 first, u64 n);
+int upage_space_query(struct upage_space *space, u64 first, u64 n,
+		      bool show_pfn, struct upage_slot_info *info);
 
 /* fault.c */
 int upage_mmap(struct file *file, struct vm_area_struct *vma);
+int upage_addr_to_slot(struct upage_space *space, unsigned long addr,
+		       u64 n, u64 *slot);
+
+/* edit.c */
+int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
+		     u32 count, u32 *error_index);
 
 /* ioctl.c */
 long upage_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
