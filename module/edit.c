@@ -178,8 +178,8 @@ static int upage_edit_fill(struct upage_edit_ctx *ctx, pgoff_t idx)
 	if (ctx->space->slots[idx].frame)
 		return 0;
 	page = upage_alloc_frame_page();
-	if (!page)
-		return -ENOMEM;
+	if (IS_ERR(page))
+		return PTR_ERR(page);
 	frame = upage_frame_new(ctx->space, page);
 	if (!frame) {
 		upage_free_frame_page(page);
@@ -468,6 +468,7 @@ static int upage_edit_try(struct upage_edit_ctx *ctx,
 	for (i = 0; i < count; i++) {
 		ret = upage_edit_one(ctx, &ops[i]);
 		if (ret) {
+			/* Out of memory is not the op's fault; a limit is. */
 			*error_index = ret == -ENOMEM ? U32_MAX : i;
 			upage_edit_rollback(ctx);
 			return ret;

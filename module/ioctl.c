@@ -14,6 +14,12 @@
 
 #include "upage_private.h"
 
+/* What this module implements (struct upage_api.out_features). */
+#define UPAGE_FEATURES_ALL                                               \
+	(UPAGE_FEATURE_ALIAS | UPAGE_FEATURE_ALIAS_COW | UPAGE_FEATURE_MOVE | \
+	 UPAGE_FEATURE_SWAP | UPAGE_FEATURE_PROTECT |                     \
+	 UPAGE_FEATURE_QUERY_BY_ADDR)
+
 struct upage_ucmd {
 	struct file *file;
 	struct upage_space *space;
@@ -238,7 +244,7 @@ static int upage_ioctl_api(struct upage_ucmd *ucmd)
 		return -EOPNOTSUPP;
 	cmd->out_version = UPAGE_API_VERSION;
 	cmd->out_page_size = PAGE_SIZE;
-	cmd->out_features = 0;
+	cmd->out_features = UPAGE_FEATURES_ALL;
 	cmd->out_ioctls = 0;
 	for (i = 0; i < ARRAY_SIZE(upage_ioctl_ops); i++) {
 		if (upage_ioctl_ops[i].execute)

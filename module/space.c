@@ -90,7 +90,8 @@ struct upage_space *upage_space_create(void)
 
 /*
  * A zeroed page for a new frame, charged to the current task's memory
- * cgroup and counted against max_total_pages. NULL if either limit is hit.
+ * cgroup and counted against max_total_pages: -ENOSPC over that limit,
+ * -ENOMEM when there is no memory (or the cgroup is at its limit).
  */
 struct page *upage_alloc_frame_page(void)
 {
@@ -98,11 +99,13 @@ struct page *upage_alloc_frame_page(void)
 
 	if (atomic_long_inc_return(&upage_total_pages) > upage_max_total_pages) {
 		atomic_long_dec(&upage_total_pages);
-		return NULL;
+		return ERR_PTR(-ENOSPC);
 	}
 	page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
-	if (!page)
+	if (!page) {
 		atomic_long_dec(&upage_total_pages);
+		return ERR_PTR(-ENOMEM);
+	}
 	return page;
 }
 
@@ -340,8 +343,8 @@ int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
 	int ret = 0;
 
 	page = upage_alloc_frame_page();
-	if (!page)
-		return -ENOMEM;
+	if (IS_ERR(page))
+		return PTR_ERR(page);
 
 	mutex_lock(&space->lock);
 	if (idx >= space->nr_pages || space->slots[idx].frame)
@@ -378,8 +381,8 @@ int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 	int ret = 0;
 
 	page = upage_alloc_frame_page();
-	if (!page)
-		return -ENOMEM;
+	if (IS_ERR(page))
+		return PTR_ERR(page);
 
 	mutex_lock(&space->lock);
 	slot = idx < space->nr_pages ? &space->slots[idx] : NULL;

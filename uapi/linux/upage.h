@@ -59,6 +59,18 @@ enum {
 /* The interface version reported by UPAGE_API. */
 #define UPAGE_API_VERSION 1
 
+/*
+ * Bits of struct upage_api.out_features: the edit ops and flags this
+ * module implements. A feature added later gets a new bit; test it before
+ * use.
+ */
+#define UPAGE_FEATURE_ALIAS		(1ULL << 0)	/* UPAGE_OP_ALIAS */
+#define UPAGE_FEATURE_ALIAS_COW		(1ULL << 1)	/* UPAGE_OP_ALIAS_COW */
+#define UPAGE_FEATURE_MOVE		(1ULL << 2)	/* UPAGE_OP_MOVE */
+#define UPAGE_FEATURE_SWAP		(1ULL << 3)	/* UPAGE_OP_SWAP */
+#define UPAGE_FEATURE_PROTECT		(1ULL << 4)	/* UPAGE_OP_PROTECT */
+#define UPAGE_FEATURE_QUERY_BY_ADDR	(1ULL << 5)	/* UPAGE_QUERY_BY_ADDR */
+
 /**
  * struct upage_api - ioctl(UPAGE_API)
  * @size: sizeof(struct upage_api)
@@ -98,6 +110,10 @@ struct upage_api {
  * file. A space starts with 0 slots.
  *
  * ENOSPC: @pages is above the module's max_space_pages.
+ *
+ * A fault that needs a frame beyond the module's max_total_pages, or that
+ * the memory cgroup cannot charge, ends in SIGBUS (resp. the cgroup's OOM
+ * handling); an edit that needs one fails with ENOSPC (resp. ENOMEM).
  */
 struct upage_resize {
 	__u32 size;
