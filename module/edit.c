@@ -393,6 +393,7 @@ static void upage_edit_commit(struct upage_edit_ctx *ctx)
 		if (old && old != space->slots[ctx->undo[i].idx].frame)
 			upage_frame_put(space, old);
 	}
+	atomic64_add(ctx->nr_created, &space->stats.zero_fills);
 	/* A frame made for a hole that no slot kept (moved on, then away). */
 	for (i = 0; i < ctx->nr_created; i++) {
 		if (!ctx->created[i]->nr_slots) {

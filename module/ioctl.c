@@ -52,9 +52,12 @@ static int upage_ioctl_resize(struct upage_ucmd *ucmd)
 	return upage_ucmd_respond(ucmd, sizeof(*cmd));
 }
 
-/* Copy @count ops of @op_size bytes each from @uops, as structs grow. */
+/*
+ * Copy @count ops of @op_size bytes each from @uops, as structs grow. On
+ * -E2BIG, *error_index is the op with a non-zero tail.
+ */
 static struct upage_edit_op *upage_edit_copy_ops(u64 uops, u32 count,
-						 u32 op_size)
+						 u32 op_size, u32 *error_index)
 {
 	struct upage_edit_op *ops;
 	u32 i;
@@ -77,6 +80,8 @@ static struct upage_edit_op *upage_edit_copy_ops(u64 uops, u32 count,
 					    u64_to_user_ptr(uops + (u64)i * op_size),
 					    op_size);
 		if (ret) {
+			if (ret == -E2BIG)
+				*error_index = i;
 			kvfree(ops);
 			return ERR_PTR(ret);
 		}
@@ -84,13 +89,12 @@ static struct upage_edit_op *upage_edit_copy_ops(u64 uops, u32 count,
 	return ops;
 }
 
-static int upage_ioctl_edit(struct upage_ucmd *ucmd)
+static int upage_edit_checked(struct upage_ucmd *ucmd)
 {
 	struct upage_edit *cmd = ucmd->cmd;
 	struct upage_edit_op *ops;
 	int ret;
 
-	cmd->out_error_index = U32_MAX;
 	if (cmd->flags || cmd->__reserved)
 		return -EOPNOTSUPP;
 	if (!cmd->count || cmd->count > UPAGE_EDIT_MAX_OPS ||
@@ -98,22 +102,31 @@ static int upage_ioctl_edit(struct upage_ucmd *ucmd)
 		return -EINVAL;
 
 	/* Copied before any lock: the ops may lie in this space's mapping. */
-	ops = upage_edit_copy_ops(cmd->ops, cmd->count, cmd->op_size);
+	ops = upage_edit_copy_ops(cmd->ops, cmd->count, cmd->op_size,
+				  &cmd->out_error_index);
 	if (IS_ERR(ops))
 		return PTR_ERR(ops);
 	ret = upage_edit_apply(ucmd->space, ops, cmd->count,
 			       &cmd->out_error_index);
 	kvfree(ops);
-	if (ret) {
-		/* Report which op was refused; the call's error stands. */
-		if (copy_to_user(ucmd->ubuffer + offsetof(struct upage_edit,
-							  out_error_index),
-				 &cmd->out_error_index,
-				 sizeof(cmd->out_error_index)))
-			return -EFAULT;
-		return ret;
-	}
-	return upage_ucmd_respond(ucmd, sizeof(*cmd));
+	return ret;
+}
+
+static int upage_ioctl_edit(struct upage_ucmd *ucmd)
+{
+	struct upage_edit *cmd = ucmd->cmd;
+	int ret;
+
+	cmd->out_error_index = U32_MAX;
+	ret = upage_edit_checked(ucmd);
+	if (!ret)
+		return upage_ucmd_respond(ucmd, sizeof(*cmd));
+	/* Report which op was refused, if one was; the call's error stands. */
+	if (copy_to_user(ucmd->ubuffer + offsetof(struct upage_edit,
+						  out_error_index),
+			 &cmd->out_error_index, sizeof(cmd->out_error_index)))
+		return -EFAULT;
+	return ret;
 }
 
 /* Physical frame numbers, as /proc/pid/pagemap: for CAP_SYS_ADMIN only. */
