@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# upage: build the module, the library, the tests and the examples, and run
-# them in QEMU. `make help` lists the targets.
+# upage: build the module, the library, the tests, the examples and the
+# tools, and run them in QEMU. `make help` lists the targets.
 
 UPAGE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/upage
 export UPAGE_CACHE
@@ -20,10 +20,10 @@ export BUILD
 KERNELS ?= 6.1 6.12 debug
 export KERNELS
 
-.PHONY: all module userlib selftests examples deps debug-kernel check demo \
-	vm style sparse install clean help
+.PHONY: all module userlib selftests examples tools deps debug-kernel check \
+	demo bench vm style sparse install clean help
 
-all: module userlib selftests examples
+all: module userlib selftests examples tools
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
@@ -38,6 +38,9 @@ selftests: userlib deps
 examples: userlib
 	$(MAKE) -C examples
 
+tools: userlib
+	$(MAKE) -C tools
+
 deps:
 	@scripts/deps
 
@@ -50,6 +53,10 @@ check: deps
 
 demo: deps
 	scripts/demo
+
+# upage-bench in a 6.1 guest (KERNEL=6.12 for the other one)
+bench: deps
+	KERNEL=$(or $(KERNEL),6.1) scripts/bench
 
 # One kernel, some suites: make vm KERNEL=6.12 SUITES="smoke"
 vm: deps
@@ -64,15 +71,17 @@ sparse:
 install: module userlib
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
 	$(MAKE) -C userlib install
+	install -D -m 0644 udev/60-upage.rules $(DESTDIR)/etc/udev/rules.d/60-upage.rules
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	rm -rf $(BUILD)
 
 help:
-	@echo "make            build the module (KDIR=$(KDIR)), library, tests, examples"
+	@echo "make            build the module (KDIR=$(KDIR)), library, tests, examples, tools"
 	@echo "make check      run every test suite on KERNELS=\"$(KERNELS)\" in QEMU"
 	@echo "make demo       boot 6.1 in QEMU and run the examples"
+	@echo "make bench      boot 6.1 (KERNEL=6.12) in QEMU and run upage-bench"
 	@echo "make vm KERNEL=6.12 SUITES=smoke   run some suites on one kernel"
 	@echo "make deps       install packages, fetch kernels (also run by check/demo)"
 	@echo "make debug-kernel   build the debug kernel (cached)"
