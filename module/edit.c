@@ -114,7 +114,10 @@ static void upage_edit_record(struct upage_edit_ctx *ctx, pgoff_t idx)
 	ctx->undo[ctx->nr_undo].idx = idx;
 	ctx->undo[ctx->nr_undo].old = *slot;
 	ctx->nr_undo++;
+	/* The fault path reads flags under table_lock. */
+	spin_lock(&ctx->space->table_lock);
 	slot->flags |= UPAGE_SLOT_F_EDITED;
+	spin_unlock(&ctx->space->table_lock);
 }
 
 /* Lock @frame's page for the rest of the batch, once. */
@@ -380,6 +383,7 @@ static void upage_edit_commit(struct upage_edit_ctx *ctx)
 	upage_edit_unmap(ctx);
 	upage_edit_unlock_pages(ctx);
 
+	spin_lock(&space->table_lock);
 	for (i = 0; i < ctx->nr_undo; i++) {
 		struct upage_slot *slot = &space->slots[ctx->undo[i].idx];
 
@@ -387,6 +391,7 @@ static void upage_edit_commit(struct upage_edit_ctx *ctx)
 		if (slot->frame && slot->frame != ctx->undo[i].old.frame)
 			upage_frame_get(slot->frame);
 	}
+	spin_unlock(&space->table_lock);
 	for (i = 0; i < ctx->nr_undo; i++) {
 		struct upage_frame *old = ctx->undo[i].old.frame;
 

@@ -806,4 +806,40 @@ TEST_F(map, offset_window_follows_edits)
 	munmap(w, 3 * PAGE);
 }
 
+/*
+ * Every madvise advice on a shared mapping either works or is refused, and
+ * none loses the space's contents: reclaim advice cannot take frames
+ * (they are not on the LRU), WILLNEED must not populate a page cache the
+ * space does not use, and the frames stay the same.
+ */
+TEST_F(map, madvise_advice_keeps_contents)
+{
+	static const int advice[] = {
+		MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED,
+		MADV_DONTNEED, MADV_COLD, MADV_PAGEOUT, MADV_DONTFORK,
+		MADV_DOFORK, MADV_DONTDUMP, MADV_DODUMP, MADV_HUGEPAGE,
+		MADV_NOHUGEPAGE, MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_REMOVE,
+		MADV_FREE, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
+	};
+	struct upage_slot_info before[4], after[4];
+	char *p = upage_map(self->fd, 0, 4, MAP_SHARED);
+	size_t a, i;
+
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < 4; i++)
+		fill_page(p + i * PAGE, 40 + i);
+	ASSERT_EQ(0, upage_query(self->fd, 0, 4, before));
+	for (a = 0; a < sizeof(advice) / sizeof(advice[0]); a++) {
+		/* Refusals (EINVAL, EOPNOTSUPP, ...) are fine; losses are not. */
+		madvise(p, 4 * PAGE, advice[a]);
+		for (i = 0; i < 4; i++)
+			ASSERT_TRUE(page_is(p + i * PAGE, 40 + i))
+				TH_LOG("advice %d lost page %zu", advice[a], i);
+	}
+	ASSERT_EQ(0, upage_query(self->fd, 0, 4, after));
+	for (i = 0; i < 4; i++)
+		EXPECT_EQ(before[i].frame_id, after[i].frame_id);
+	munmap(p, 4 * PAGE);
+}
+
 TEST_HARNESS_MAIN
