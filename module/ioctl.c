@@ -7,6 +7,7 @@
  */
 #include <linux/capability.h>
 #include <linux/fs.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/upage.h>
@@ -183,6 +184,7 @@ static int upage_ioctl_query(struct upage_ucmd *ucmd)
 				goto out_free;
 			}
 		}
+		cond_resched();
 	}
 out_free:
 	kfree(info);
