@@ -33,7 +33,6 @@
 
 #include "upage_private.h"
 
-#define UPAGE_EDIT_BUSY_TRIES	8
 /* Unmap changed slots run by run up to this many runs, else their span. */
 #define UPAGE_EDIT_MAX_RUNS	16
 
@@ -70,6 +69,11 @@ static int upage_edit_check(struct upage_space *space,
 	if (op->flags || op->__reserved)
 		return -EOPNOTSUPP;
 	switch (op->op) {
+	case UPAGE_OP_DISCARD:
+		if (op->src || op->prot || !op->n ||
+		    !upage_range_ok(space, op->dst, op->n))
+			return -EINVAL;
+		return 0;
 	case UPAGE_OP_PROTECT:
 		if (op->prot != UPAGE_PROT_NONE && op->prot != UPAGE_PROT_READ &&
 		    op->prot != UPAGE_PROT_RW)
@@ -90,16 +94,6 @@ static int upage_edit_check(struct upage_space *space,
 	default:
 		return -EOPNOTSUPP;
 	}
-}
-
-/* Does @page have references beyond its slots' and its PTEs'? */
-static bool upage_frame_busy(struct upage_frame *frame)
-{
-	struct page *page = frame->page;
-
-	if (folio_maybe_dma_pinned(page_folio(page)))
-		return true;
-	return page_count(page) > frame->nr_slots + upage_page_mapcount(page);
 }
 
 /* Record slot @idx's state before its first change in this batch. */
@@ -124,7 +118,8 @@ static void upage_edit_record(struct upage_edit_ctx *ctx, pgoff_t idx)
 static void upage_edit_lock(struct upage_edit_ctx *ctx,
 			    struct upage_frame *frame)
 {
-	if (!frame || frame->edit_locked)
+	/* An evicted frame has no page to map: nothing to lock. */
+	if (!frame || !frame->page || frame->edit_locked)
 		return;
 	if (WARN_ON_ONCE(ctx->nr_locked >= ctx->max_locked))
 		return;
@@ -259,6 +254,21 @@ static int upage_edit_swap(struct upage_edit_ctx *ctx,
 	return 0;
 }
 
+static int upage_edit_discard(struct upage_edit_ctx *ctx,
+			      const struct upage_edit_op *op)
+{
+	u64 i;
+	int ret;
+
+	for (i = 0; i < op->n; i++) {
+		ret = upage_edit_take(ctx, op->dst + i, NULL);
+		if (ret)
+			return ret;
+		upage_edit_set(ctx, op->dst + i, NULL, false);
+	}
+	return 0;
+}
+
 static int upage_edit_protect(struct upage_edit_ctx *ctx,
 			      const struct upage_edit_op *op)
 {
@@ -299,6 +309,8 @@ static int upage_edit_one(struct upage_edit_ctx *ctx,
 		return upage_edit_swap(ctx, op);
 	case UPAGE_OP_PROTECT:
 		return upage_edit_protect(ctx, op);
+	case UPAGE_OP_DISCARD:
+		return upage_edit_discard(ctx, op);
 	}
 	return -EOPNOTSUPP;
 }
@@ -450,7 +462,8 @@ static size_t upage_edit_slots(const struct upage_edit_op *ops, u32 count,
 	for (i = 0; i < count && total < cap; i++) {
 		u64 n = min_t(u64, ops[i].n, cap);
 
-		total += ops[i].op == UPAGE_OP_PROTECT ? n : 2 * n;
+		total += ops[i].op == UPAGE_OP_PROTECT ||
+			 ops[i].op == UPAGE_OP_DISCARD ? n : 2 * n;
 	}
 	return min(total, cap);
 }
@@ -509,7 +522,7 @@ int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 		}
 		ret = upage_edit_try(&ctx, ops, count, error_index);
 		mutex_unlock(&space->lock);
-		if (ret != -EBUSY || ++busy == UPAGE_EDIT_BUSY_TRIES)
+		if (ret != -EBUSY || ++busy == UPAGE_BUSY_TRIES)
 			break;
 		/* Let a fault in flight finish before looking again. */
 		schedule_timeout_uninterruptible(1);

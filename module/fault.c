@@ -62,6 +62,13 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 			return VM_FAULT_SIGBUS;
 		if (!upage_access_ok(vmf, &state))
 			goto out_segv;
+		if (state.evicted) {
+			ret = upage_space_page_in(space, vmf->pgoff);
+			if (ret)
+				/* A store that cannot be read is SIGBUS. */
+				return ret == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+			continue;
+		}
 		if (!state.page) {
 			ret = upage_space_fill_hole(space, vmf->pgoff);
 			if (ret)

@@ -19,7 +19,8 @@
 #define UPAGE_FEATURES_ALL                                               \
 	(UPAGE_FEATURE_ALIAS | UPAGE_FEATURE_ALIAS_COW | UPAGE_FEATURE_MOVE | \
 	 UPAGE_FEATURE_SWAP | UPAGE_FEATURE_PROTECT |                     \
-	 UPAGE_FEATURE_QUERY_BY_ADDR)
+	 UPAGE_FEATURE_QUERY_BY_ADDR | UPAGE_FEATURE_DISCARD |            \
+	 UPAGE_FEATURE_EVICT)
 
 struct upage_ucmd {
 	struct file *file;
@@ -209,7 +210,38 @@ static int upage_ioctl_stats(struct upage_ucmd *ucmd)
 	cmd->out_cow_breaks = atomic64_read(&space->stats.cow_breaks);
 	cmd->out_edits = atomic64_read(&space->stats.edits);
 	cmd->out_batches = atomic64_read(&space->stats.batches);
+	cmd->out_evictions = atomic64_read(&space->stats.evictions);
+	cmd->out_page_ins = atomic64_read(&space->stats.page_ins);
+	cmd->out_bytes_written = atomic64_read(&space->stats.bytes_written);
+	cmd->out_bytes_read = atomic64_read(&space->stats.bytes_read);
 	return upage_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
+static int upage_ioctl_residency(struct upage_ucmd *ucmd)
+{
+	struct upage_residency *cmd = ucmd->cmd;
+	int ret;
+
+	if (cmd->flags || cmd->__reserved)
+		return -EOPNOTSUPP;
+	if (!cmd->n)
+		return -EINVAL;
+	switch (cmd->op) {
+	case UPAGE_RES_EVICT:
+		ret = upage_backing_evict(ucmd->space, cmd->first, cmd->n,
+					  &cmd->out_frames);
+		break;
+	case UPAGE_RES_PREFETCH:
+		ret = upage_backing_prefetch(ucmd->space, cmd->first, cmd->n,
+					     &cmd->out_frames);
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	/* out_frames counts what was done, on failure too. */
+	if (upage_ucmd_respond(ucmd, sizeof(*cmd)))
+		return -EFAULT;
+	return ret;
 }
 
 union upage_ucmd_buffer {
@@ -218,6 +250,7 @@ union upage_ucmd_buffer {
 	struct upage_edit edit;
 	struct upage_query query;
 	struct upage_stats stats;
+	struct upage_residency residency;
 };
 
 struct upage_ioctl_op {
@@ -248,6 +281,8 @@ static const struct upage_ioctl_op upage_ioctl_ops[] = {
 		       out_slot),
 	UPAGE_IOCTL_OP(UPAGE_STATS, upage_ioctl_stats, struct upage_stats,
 		       out_batches),
+	UPAGE_IOCTL_OP(UPAGE_RESIDENCY, upage_ioctl_residency,
+		       struct upage_residency, out_frames),
 };
 
 static int upage_ioctl_api(struct upage_ucmd *ucmd)

@@ -83,6 +83,7 @@ struct upage_space *upage_space_create(void)
 
 	mutex_init(&space->lock);
 	spin_lock_init(&space->table_lock);
+	ida_init(&space->store_ida);
 	space->inode = inode;
 	space->id = atomic64_inc_return(&upage_space_ids);
 	return space;
@@ -117,9 +118,8 @@ void upage_free_frame_page(struct page *page)
 }
 
 /*
- * Make a frame of a page from upage_alloc_frame_page(). The allocation's
- * page reference becomes the frame's: the first slot to point at the frame
- * takes it over without upage_frame_get(); see nr_slots == 0 below.
+ * Make a frame of a page from upage_alloc_frame_page(); the allocation's
+ * page reference becomes the frame's. It has no slot yet.
  */
 struct upage_frame *upage_frame_new(struct upage_space *space,
 				    struct page *page)
@@ -134,6 +134,8 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	frame->page = page;
 	frame->nr_slots = 0;
 	frame->edit_locked = false;
+	frame->stored = false;
+	frame->store_off = -1;
 	frame->id = ++space->next_frame_id;
 	space->nr_frames++;
 	return frame;
@@ -142,8 +144,7 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 /* One more slot points at @frame. */
 void upage_frame_get(struct upage_frame *frame)
 {
-	if (frame->nr_slots++)
-		get_page(frame->page);
+	frame->nr_slots++;
 }
 
 /*
@@ -156,13 +157,25 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 
 	if (WARN_ON_ONCE(!frame->nr_slots))
 		return;
-	if (--frame->nr_slots) {
-		put_page(frame->page);
+	if (--frame->nr_slots)
 		return;
-	}
-	upage_free_frame_page(frame->page);
+	if (frame->page)
+		upage_free_frame_page(frame->page);
+	upage_backing_release(space, frame);
 	space->nr_frames--;
 	kmem_cache_free(upage_frame_cache, frame);
+}
+
+/* Does @frame's page have references beyond the frame's and its PTEs'? */
+bool upage_frame_busy(struct upage_frame *frame)
+{
+	struct page *page = frame->page;
+
+	if (!page)
+		return false;
+	if (folio_maybe_dma_pinned(page_folio(page)))
+		return true;
+	return page_count(page) > 1 + upage_page_mapcount(page);
 }
 
 /* Called when the last file reference is gone: nothing maps the space. */
@@ -177,6 +190,7 @@ void upage_space_destroy(struct upage_space *space)
 	}
 	mutex_unlock(&space->lock);
 
+	upage_backing_destroy(space);
 	kvfree(space->slots);
 	iput(space->inode);
 	kfree(space);
@@ -233,7 +247,7 @@ static int upage_space_shrink(struct upage_space *space, pgoff_t pages)
 	for (i = pages; i < old; i++) {
 		struct upage_frame *frame = space->slots[i].frame;
 
-		if (frame && !frame->edit_locked) {
+		if (frame && frame->page && !frame->edit_locked) {
 			lock_page(frame->page);
 			frame->edit_locked = true;
 			cut[nr_cut++] = frame;
@@ -303,9 +317,11 @@ void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 	slot = &space->slots[idx];
 	state->prot = slot->prot;
 	state->cow = slot->flags & UPAGE_SLOT_F_COW;
-	if (slot->frame) {
+	if (slot->frame && slot->frame->page) {
 		state->page = slot->frame->page;
 		get_page(state->page);
+	} else if (slot->frame) {
+		state->evicted = true;
 	}
 out_unlock:
 	spin_unlock(&space->table_lock);
@@ -449,10 +465,11 @@ int upage_space_query(struct upage_space *space, u64 first, u64 n,
 			continue;
 		info[i].frame_id = frame->id;
 		info[i].nr_aliases = frame->nr_slots;
-		info[i].state = UPAGE_SLOT_RESIDENT;
+		info[i].state = frame->page ? UPAGE_SLOT_RESIDENT :
+					      UPAGE_SLOT_EVICTED;
 		if (slot->flags & UPAGE_SLOT_F_COW)
 			info[i].state |= UPAGE_SLOT_COW;
-		if (show_pfn)
+		if (show_pfn && frame->page)
 			info[i].pfn = page_to_pfn(frame->page);
 	}
 	mutex_unlock(&space->lock);

@@ -4,6 +4,7 @@
 
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/idr.h>
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -11,19 +12,22 @@
 #include <linux/upage.h>
 
 /*
- * A frame: one physical page owned by a space, referenced by one or more
- * slots (aliases). Each referencing slot holds one page reference through
- * the frame, so the page outlives the frame whenever the kernel still maps
- * or pins it.
+ * A frame: the contents one or more slots (aliases) show. It owns one
+ * reference to its page, so the page outlives the frame whenever the
+ * kernel still maps or pins it. An evicted frame has no page; its contents
+ * are in the space's backing store (backing.c).
  *
- * @nr_slots and @edit_locked are protected by space->lock (the mutex).
- * @page and @id are immutable after creation; frames are reached through
- * the slot table under either space lock.
+ * @page changes under space->lock and space->table_lock (NULL: evicted);
+ * @nr_slots, @edit_locked, @store_off and @stored are protected by
+ * space->lock. @id is immutable. Frames are reached through the slot table
+ * under either space lock.
  */
 struct upage_frame {
 	struct page *page;
 	unsigned int nr_slots;
 	bool edit_locked;	/* its page is locked by the running edit */
+	bool stored;		/* the store has the contents, unless dirty */
+	long store_off;		/* page of the store, -1: none */
 	u64 id;
 };
 
@@ -47,6 +51,10 @@ struct upage_counters {
 	atomic64_t cow_breaks;
 	atomic64_t edits;
 	atomic64_t batches;
+	atomic64_t evictions;
+	atomic64_t page_ins;
+	atomic64_t bytes_written;
+	atomic64_t bytes_read;
 };
 
 /*
@@ -64,6 +72,9 @@ struct upage_counters {
  * @inode gives the space its own address_space: every VMA of the space is
  * in inode->i_mapping->i_mmap, so unmap_mapping_pages() reaches every
  * process that maps it. @id and @inode are immutable after creation.
+ *
+ * @store (the backing store, NULL until the first eviction) and
+ * @store_ida are protected by @lock.
  */
 struct upage_space {
 	struct mutex lock;		/* serialises table changes */
@@ -74,17 +85,23 @@ struct upage_space {
 	pgoff_t nr_frames;
 	u64 next_frame_id;
 	struct inode *inode;
+	struct file *store;
+	struct ida store_ida;
 	u64 id;
 	struct upage_counters stats;
 };
 
 /* What the fault path reads of a slot, under table_lock. */
 struct upage_slot_state {
-	struct page *page;	/* with a reference, NULL for a hole */
+	struct page *page;	/* with a reference; NULL: hole or evicted */
 	u32 prot;
 	bool cow;
+	bool evicted;
 	bool beyond_end;
 };
+
+/* How often a busy edit or eviction is tried, a jiffy apart. */
+#define UPAGE_BUSY_TRIES 8
 
 /* Module parameters (main.c). */
 extern unsigned long upage_max_space_pages;
@@ -114,6 +131,18 @@ void upage_space_unmap(struct upage_space *space, pgoff_t first,
 bool upage_space_range_ok(struct upage_space *space, u64 first, u64 n);
 int upage_space_query(struct upage_space *space, u64 first, u64 n,
 		      bool show_pfn, struct upage_slot_info *info);
+
+bool upage_frame_busy(struct upage_frame *frame);
+
+/* backing.c */
+int upage_space_page_in(struct upage_space *space, pgoff_t idx);
+int upage_backing_evict(struct upage_space *space, u64 first, u64 n,
+			u64 *done);
+int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
+			   u64 *done);
+void upage_backing_release(struct upage_space *space,
+			   struct upage_frame *frame);
+void upage_backing_destroy(struct upage_space *space);
 
 /* fault.c */
 int upage_mmap(struct file *file, struct vm_area_struct *vma);

@@ -99,6 +99,39 @@ UPAGE_EXPORT int upage_protect(int fd, uint64_t first, uint64_t n,
 	return upage_edit_one(fd, UPAGE_OP_PROTECT, first, 0, n, prot);
 }
 
+UPAGE_EXPORT int upage_discard(int fd, uint64_t first, uint64_t n)
+{
+	return upage_edit_one(fd, UPAGE_OP_DISCARD, first, 0, n, 0);
+}
+
+static int upage_residency(int fd, uint32_t op, uint64_t first, uint64_t n,
+			   uint64_t *done)
+{
+	struct upage_residency cmd = {
+		.size = sizeof(cmd),
+		.op = op,
+		.first = first,
+		.n = n,
+	};
+	int ret = upage_ioctl(fd, UPAGE_RESIDENCY, &cmd);
+
+	if (done)
+		*done = cmd.out_frames;
+	return ret;
+}
+
+UPAGE_EXPORT int upage_evict(int fd, uint64_t first, uint64_t n,
+			     uint64_t *done)
+{
+	return upage_residency(fd, UPAGE_RES_EVICT, first, n, done);
+}
+
+UPAGE_EXPORT int upage_prefetch(int fd, uint64_t first, uint64_t n,
+				uint64_t *done)
+{
+	return upage_residency(fd, UPAGE_RES_PREFETCH, first, n, done);
+}
+
 UPAGE_EXPORT int upage_query(int fd, uint64_t first, uint64_t n,
 			     struct upage_slot_info *info)
 {

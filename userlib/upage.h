@@ -38,6 +38,15 @@ int upage_alias_cow(int fd, uint64_t dst, uint64_t src, uint64_t n);
 int upage_move(int fd, uint64_t dst, uint64_t src, uint64_t n);
 int upage_swap(int fd, uint64_t a, uint64_t b, uint64_t n);
 int upage_protect(int fd, uint64_t first, uint64_t n, uint32_t prot);
+int upage_discard(int fd, uint64_t first, uint64_t n);
+
+/*
+ * UPAGE_RESIDENCY: page the frames of slots first..first+n-1 out to the
+ * space's backing store, or back in. *done (if not NULL) gets the number
+ * of frames written out or read in, on failure too.
+ */
+int upage_evict(int fd, uint64_t first, uint64_t n, uint64_t *done);
+int upage_prefetch(int fd, uint64_t first, uint64_t n, uint64_t *done);
 
 /* UPAGE_QUERY: the state of slots first..first+n-1 into info[0..n-1]. */
 int upage_query(int fd, uint64_t first, uint64_t n,

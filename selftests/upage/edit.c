@@ -866,7 +866,7 @@ BAD(swap_overlap, EINVAL, .op = UPAGE_OP_SWAP, .dst = 3, .src = 5, .n = 4);
 BAD(swap_same_range, EINVAL, .op = UPAGE_OP_SWAP, .dst = 7, .src = 7,
     .n = 1);
 BAD(op_zero, EOPNOTSUPP, .op = 0, .dst = 0, .src = 1, .n = 1);
-BAD(op_six, EOPNOTSUPP, .op = 6, .dst = 0, .src = 1, .n = 1);
+BAD(op_past_last, EOPNOTSUPP, .op = UPAGE_OP_DISCARD + 1, .dst = 0, .src = 1, .n = 1);
 BAD(op_all_ones, EOPNOTSUPP, .op = 0xffffffff, .dst = 0, .src = 1, .n = 1);
 BAD(prot_two, EOPNOTSUPP, .op = UPAGE_OP_PROTECT, .dst = 0, .n = 1,
     .prot = 2);

@@ -54,6 +54,7 @@ enum {
 	UPAGE_CMD_EDIT,
 	UPAGE_CMD_QUERY,
 	UPAGE_CMD_STATS,
+	UPAGE_CMD_RESIDENCY,
 };
 
 /* The interface version reported by UPAGE_API. */
@@ -70,6 +71,8 @@ enum {
 #define UPAGE_FEATURE_SWAP		(1ULL << 3)	/* UPAGE_OP_SWAP */
 #define UPAGE_FEATURE_PROTECT		(1ULL << 4)	/* UPAGE_OP_PROTECT */
 #define UPAGE_FEATURE_QUERY_BY_ADDR	(1ULL << 5)	/* UPAGE_QUERY_BY_ADDR */
+#define UPAGE_FEATURE_DISCARD		(1ULL << 6)	/* UPAGE_OP_DISCARD */
+#define UPAGE_FEATURE_EVICT		(1ULL << 7)	/* UPAGE_RES_EVICT, _PREFETCH */
 
 /**
  * struct upage_api - ioctl(UPAGE_API)
@@ -159,6 +162,9 @@ enum upage_prot {
  * @UPAGE_OP_SWAP: dst and src exchange frames (and their copy-on-write
  *	state), without copying.
  * @UPAGE_OP_PROTECT: slots dst..dst+n-1 get protection @prot; src must be 0.
+ * @UPAGE_OP_DISCARD: slots dst..dst+n-1 drop their frames and become holes
+ *	(the next access reads zeros); src must be 0. Nothing is written to
+ *	the backing store. Aliases elsewhere keep the frame.
  *
  * For ALIAS, ALIAS_COW, MOVE and SWAP the ranges must not overlap. A frame
  * that leaves a slot whose page is pinned by get_user_pages (O_DIRECT,
@@ -171,6 +177,7 @@ enum upage_op {
 	UPAGE_OP_MOVE = 3,
 	UPAGE_OP_SWAP = 4,
 	UPAGE_OP_PROTECT = 5,
+	UPAGE_OP_DISCARD = 6,
 };
 
 /**
@@ -230,6 +237,7 @@ struct upage_edit {
 /* Bits of struct upage_slot_info.state. */
 #define UPAGE_SLOT_RESIDENT	(1U << 0)	/* has a frame in memory */
 #define UPAGE_SLOT_COW		(1U << 1)	/* copy-on-write alias */
+#define UPAGE_SLOT_EVICTED	(1U << 2)	/* frame paged out to the store */
 
 /**
  * struct upage_slot_info - what UPAGE_QUERY reports of one slot
@@ -298,8 +306,13 @@ struct upage_query {
  * @out_cow_breaks: copy-on-write aliases given their own copy
  * @out_edits: ops applied by UPAGE_EDIT
  * @out_batches: UPAGE_EDIT calls that applied
+ * @out_evictions: frames paged out (UPAGE_RES_EVICT)
+ * @out_page_ins: frames paged back in, by a fault or UPAGE_RES_PREFETCH
+ * @out_bytes_written: bytes written to the backing store
+ * @out_bytes_read: bytes read from the backing store
  *
- * Counters of the space since it was opened.
+ * Counters of the space since it was opened. Fields up to @out_batches are
+ * the first version of the struct.
  */
 struct upage_stats {
 	__u32 size;
@@ -311,8 +324,59 @@ struct upage_stats {
 	__aligned_u64 out_cow_breaks;
 	__aligned_u64 out_edits;
 	__aligned_u64 out_batches;
+	__aligned_u64 out_evictions;
+	__aligned_u64 out_page_ins;
+	__aligned_u64 out_bytes_written;
+	__aligned_u64 out_bytes_read;
 };
 
 #define UPAGE_STATS _IO(UPAGE_TYPE, UPAGE_CMD_STATS)
+
+/**
+ * enum upage_res_op - the operations of struct upage_residency
+ * @UPAGE_RES_EVICT: write the frames of the slots out to the space's
+ *	backing store (only if written since they were last written out),
+ *	unmap them everywhere and free their memory. A frame aliased by
+ *	several slots is written once and stays aliased. The next access to
+ *	an evicted slot pages its frame back in from the fault handler; a
+ *	failed read there raises SIGBUS.
+ * @UPAGE_RES_PREFETCH: read the evicted frames of the slots back in now,
+ *	without faulting.
+ *
+ * The backing store is a shmem file the module creates at the first
+ * eviction, so paged-out frames live in tmpfs and may go to system swap.
+ */
+enum upage_res_op {
+	UPAGE_RES_EVICT = 1,
+	UPAGE_RES_PREFETCH = 2,
+};
+
+/**
+ * struct upage_residency - ioctl(UPAGE_RESIDENCY)
+ * @size: sizeof(struct upage_residency)
+ * @flags: must be 0
+ * @op: an enum upage_res_op
+ * @__reserved: must be 0
+ * @first: the first slot
+ * @n: the number of slots, at least 1
+ * @out_frames: the frames written out (EVICT) or read in (PREFETCH)
+ *
+ * Holes and frames already in the requested state are skipped. EBUSY: a
+ * frame of the range is pinned by get_user_pages; nothing was evicted.
+ * A store write that fails (EIO, ENOSPC of a full store, ...) leaves that
+ * frame resident with its data and returns the error; frames evicted
+ * before it stay evicted, @out_frames says how many.
+ */
+struct upage_residency {
+	__u32 size;
+	__u32 flags;
+	__u32 op;
+	__u32 __reserved;
+	__aligned_u64 first;
+	__aligned_u64 n;
+	__aligned_u64 out_frames;
+};
+
+#define UPAGE_RESIDENCY _IO(UPAGE_TYPE, UPAGE_CMD_RESIDENCY)
 
 #endif /* _UAPI_LINUX_UPAGE_H */

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The backing store: page-out (evict), page-in (fault, prefetch).
+ *
+ * Every space may page its frames out to a store: a shmem file created at
+ * the first eviction, so paged-out frames live in tmpfs and may go on to
+ * system swap. A frame has at most one store page, allocated from the
+ * space's ida and given back (and punched out) when the frame dies. An
+ * evicted frame keeps its id, its slots and its aliases; only its page is
+ * gone (frame->page == NULL), and the store holds its contents.
+ *
+ * Evicting follows the edits' protocol (edit.c): every page leaves its
+ * slots with its page lock held from before the unmap until the frame's
+ * page pointer is cleared, so a fault either mapped the page before the
+ * unmap (which removes it) or re-checks after and pages the frame in. The
+ * unmap moves the PTEs' dirty bits to the page, so PageDirty() says
+ * whether the frame was written since the store last got it.
+ *
+ * Page-in runs under space->lock, so it is serialised with edits and
+ * evictions; the new page is in no page table until it is in the table.
+ */
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/idr.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/sched.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "upage_private.h"
+
+static int upage_store_open(struct upage_space *space)
+{
+	struct file *store;
+
+	lockdep_assert_held(&space->lock);
+	if (space->store)
+		return 0;
+	store = shmem_file_setup("upage-store",
+				 (loff_t)upage_max_space_pages << PAGE_SHIFT,
+				 VM_NORESERVE);
+	if (IS_ERR(store))
+		return PTR_ERR(store);
+	space->store = store;
+	return 0;
+}
+
+static loff_t upage_store_pos(struct upage_frame *frame)
+{
+	return (loff_t)frame->store_off << PAGE_SHIFT;
+}
+
+/* Write @frame's page (locked) to its store page, allocating one. */
+static int upage_store_write(struct upage_space *space,
+			     struct upage_frame *frame)
+{
+	loff_t pos;
+	ssize_t done;
+	void *addr;
+	int off;
+
+	if (frame->store_off < 0) {
+		off = ida_alloc(&space->store_ida, GFP_KERNEL);
+		if (off < 0)
+			return off;
+		frame->store_off = off;
+	}
+	pos = upage_store_pos(frame);
+	addr = kmap_local_page(frame->page);
+	done = kernel_write(space->store, addr, PAGE_SIZE, &pos);
+	kunmap_local(addr);
+	if (done != PAGE_SIZE)
+		return done < 0 ? done : -EIO;
+	atomic64_add(PAGE_SIZE, &space->stats.bytes_written);
+	return 0;
+}
+
+static int upage_store_read(struct upage_space *space,
+			    struct upage_frame *frame, struct page *page)
+{
+	loff_t pos = upage_store_pos(frame);
+	ssize_t done;
+	void *addr;
+
+	addr = kmap_local_page(page);
+	done = kernel_read(space->store, addr, PAGE_SIZE, &pos);
+	kunmap_local(addr);
+	if (done != PAGE_SIZE)
+		return done < 0 ? done : -EIO;
+	atomic64_add(PAGE_SIZE, &space->stats.bytes_read);
+	return 0;
+}
+
+/* The frame is dying: give back its store page, and the memory behind it. */
+void upage_backing_release(struct upage_space *space,
+			   struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+	if (frame->store_off < 0)
+		return;
+	vfs_fallocate(space->store, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      upage_store_pos(frame), PAGE_SIZE);
+	ida_free(&space->store_ida, frame->store_off);
+	frame->store_off = -1;
+}
+
+void upage_backing_destroy(struct upage_space *space)
+{
+	if (space->store)
+		fput(space->store);
+	ida_destroy(&space->store_ida);
+}
+
+/* Page the evicted @frame back in; the caller holds space->lock. */
+static int upage_frame_page_in(struct upage_space *space,
+			       struct upage_frame *frame)
+{
+	struct page *page;
+	int ret;
+
+	lockdep_assert_held(&space->lock);
+	page = upage_alloc_frame_page();
+	if (IS_ERR(page))
+		return PTR_ERR(page);
+	ret = upage_store_read(space, frame, page);
+	if (ret) {
+		upage_free_frame_page(page);
+		return ret;
+	}
+	spin_lock(&space->table_lock);
+	frame->page = page;
+	spin_unlock(&space->table_lock);
+	atomic64_inc(&space->stats.page_ins);
+	return 0;
+}
+
+/* The fault path found slot @idx's frame evicted: bring it back. */
+int upage_space_page_in(struct upage_space *space, pgoff_t idx)
+{
+	struct upage_frame *frame;
+	int ret = 0;
+
+	mutex_lock(&space->lock);
+	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
+	/* Nothing to do if an edit or another fault got there first. */
+	if (frame && !frame->page)
+		ret = upage_frame_page_in(space, frame);
+	mutex_unlock(&space->lock);
+	return ret;
+}
+
+int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
+			   u64 *done)
+{
+	int ret = 0;
+	u64 i;
+
+	*done = 0;
+	mutex_lock(&space->lock);
+	if (first >= space->nr_pages || n > space->nr_pages - first) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	for (i = first; i < first + n; i++) {
+		struct upage_frame *frame = space->slots[i].frame;
+
+		if (!frame || frame->page)
+			continue;
+		ret = upage_frame_page_in(space, frame);
+		if (ret)
+			break;
+		(*done)++;
+	}
+out_unlock:
+	mutex_unlock(&space->lock);
+	return ret;
+}
+
+/*
+ * Evict the resident frames of slots first..first+n-1. All are checked for
+ * pins first (EBUSY, nothing done); then all are locked and unmapped at
+ * once, and written out one by one.
+ */
+static int upage_backing_try_evict(struct upage_space *space, u64 first,
+				   u64 n, u64 *done)
+{
+	struct upage_frame **frames;
+	bool aliased = false;
+	size_t nr = 0, i;
+	int ret;
+	u64 s;
+
+	*done = 0;
+	mutex_lock(&space->lock);
+	if (first >= space->nr_pages || n > space->nr_pages - first) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	for (s = first; s < first + n; s++) {
+		struct upage_frame *frame = space->slots[s].frame;
+
+		if (frame && frame->page && upage_frame_busy(frame)) {
+			ret = -EBUSY;
+			goto out_unlock;
+		}
+	}
+	ret = upage_store_open(space);
+	if (ret)
+		goto out_unlock;
+	frames = kvmalloc_array(n, sizeof(*frames),
+				GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!frames) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+
+	/* Lock each frame once; aliases outside the range need a wider unmap. */
+	for (s = first; s < first + n; s++) {
+		struct upage_frame *frame = space->slots[s].frame;
+
+		if (!frame || !frame->page || frame->edit_locked)
+			continue;
+		lock_page(frame->page);
+		frame->edit_locked = true;
+		frames[nr++] = frame;
+		aliased |= frame->nr_slots > 1;
+	}
+	if (aliased)
+		upage_space_unmap(space, 0, space->nr_pages);
+	else
+		upage_space_unmap(space, first, n);
+
+	ret = 0;
+	for (i = 0; i < nr; i++) {
+		struct upage_frame *frame = frames[i];
+		struct page *page = frame->page;
+
+		if (!ret && (PageDirty(page) || !frame->stored))
+			ret = upage_store_write(space, frame);
+		frame->edit_locked = false;
+		if (ret) {
+			/* Not written: the frame stays resident, data intact. */
+			unlock_page(page);
+			continue;
+		}
+		ClearPageDirty(page);
+		frame->stored = true;
+		spin_lock(&space->table_lock);
+		frame->page = NULL;
+		spin_unlock(&space->table_lock);
+		unlock_page(page);
+		upage_free_frame_page(page);
+		atomic64_inc(&space->stats.evictions);
+		(*done)++;
+	}
+	kvfree(frames);
+out_unlock:
+	mutex_unlock(&space->lock);
+	return ret;
+}
+
+int upage_backing_evict(struct upage_space *space, u64 first, u64 n,
+			u64 *done)
+{
+	int busy = 0, ret;
+
+	/* A fault in flight holds a page reference for a moment (edit.c). */
+	while ((ret = upage_backing_try_evict(space, first, n, done)) == -EBUSY &&
+	       ++busy < UPAGE_BUSY_TRIES)
+		schedule_timeout_uninterruptible(1);
+	return ret;
+}
