@@ -180,9 +180,9 @@ out_unlock:
 }
 
 /*
- * Evict the resident frames of slots first..first+n-1. All are checked for
- * pins first (EBUSY, nothing done); then all are locked and unmapped at
- * once, and written out one by one.
+ * Evict the resident frames of slots first..first+n-1. All are claimed and
+ * checked for pins first (EBUSY, nothing done); then unmapped at once, and
+ * written out one by one.
  */
 static int upage_backing_try_evict(struct upage_space *space, u64 first,
 				   u64 n, u64 *done)
@@ -199,14 +199,6 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 		ret = -EINVAL;
 		goto out_unlock;
 	}
-	for (s = first; s < first + n; s++) {
-		struct upage_frame *frame = space->slots[s].frame;
-
-		if (frame && frame->page && upage_frame_busy(frame)) {
-			ret = -EBUSY;
-			goto out_unlock;
-		}
-	}
 	ret = upage_store_open(space);
 	if (ret)
 		goto out_unlock;
@@ -217,30 +209,37 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 		goto out_unlock;
 	}
 
-	/* Lock each frame once; aliases outside the range need a wider unmap. */
+	/* Claim each frame once; aliases outside the range need a wider unmap. */
 	for (s = first; s < first + n; s++) {
 		struct upage_frame *frame = space->slots[s].frame;
 
-		if (!frame || !frame->page || frame->edit_locked)
+		if (!frame || !frame->page || frame->claimed)
 			continue;
-		lock_page(frame->page);
-		frame->edit_locked = true;
+		upage_frame_claim(space, frame);
 		frames[nr++] = frame;
 		aliased |= frame->nr_slots > 1;
+		if (upage_frame_busy(space, frame)) {
+			ret = -EBUSY;
+			break;
+		}
+	}
+	if (ret) {
+		upage_space_end_claims(space, frames, nr);
+		for (i = 0; i < nr; i++)
+			unlock_page(frames[i]->page);
+		goto out_free;
 	}
 	if (aliased)
 		upage_space_unmap(space, 0, space->nr_pages);
 	else
 		upage_space_unmap(space, first, n);
 
-	ret = 0;
 	for (i = 0; i < nr; i++) {
 		struct upage_frame *frame = frames[i];
 		struct page *page = frame->page;
 
 		if (!ret && (PageDirty(page) || !frame->stored))
 			ret = upage_store_write(space, frame);
-		frame->edit_locked = false;
 		if (ret) {
 			/* Not written: the frame stays resident, data intact. */
 			unlock_page(page);
@@ -256,6 +255,9 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 		atomic64_inc(&space->stats.evictions);
 		(*done)++;
 	}
+	/* Faults waiting on an evicted frame find it evicted and page it in. */
+	upage_space_end_claims(space, frames, nr);
+out_free:
 	kvfree(frames);
 out_unlock:
 	mutex_unlock(&space->lock);

@@ -20,9 +20,10 @@
  * A frame whose page has references that neither slots nor page tables
  * explain (get_user_pages: O_DIRECT, vmsplice, io_uring) cannot leave a
  * slot: the batch fails with -EBUSY, as UFFDIO_MOVE does. The check runs
- * before the page is locked, so that a racing fault is never caught waiting
- * on our own lock; a fault in flight can still be seen for a moment, so a
- * busy batch is retried a few times before -EBUSY is returned.
+ * with the frame claimed (space.c), so that faults do not take references
+ * meanwhile; the core can still hold one for a moment around our fault
+ * handlers, so a busy batch is retried a few times before -EBUSY is
+ * returned.
  */
 #include <linux/mm.h>
 #include <linux/pagemap.h>
@@ -114,36 +115,33 @@ static void upage_edit_record(struct upage_edit_ctx *ctx, pgoff_t idx)
 	spin_unlock(&ctx->space->table_lock);
 }
 
-/* Lock @frame's page for the rest of the batch, once. */
+/* Claim @frame (lock its page) for the rest of the batch, once. */
 static void upage_edit_lock(struct upage_edit_ctx *ctx,
 			    struct upage_frame *frame)
 {
 	/* An evicted frame has no page to map: nothing to lock. */
-	if (!frame || !frame->page || frame->edit_locked)
+	if (!frame || !frame->page || frame->claimed)
 		return;
 	if (WARN_ON_ONCE(ctx->nr_locked >= ctx->max_locked))
 		return;
-	lock_page(frame->page);
-	frame->edit_locked = true;
+	upage_frame_claim(ctx->space, frame);
 	ctx->locked[ctx->nr_locked++] = frame;
 }
 
 /*
  * The frame of slot @idx is about to leave it for @next: refuse if its page
- * is pinned. The check is made once per frame, before the batch locks it
- * (a fault waiting on our lock would look like a pin).
+ * is pinned. The check is made each time the frame leaves a slot, with the
+ * frame claimed, so that faults in flight are not taken for pins.
  */
 static int upage_edit_take(struct upage_edit_ctx *ctx, pgoff_t idx,
 			   struct upage_frame *next)
 {
 	struct upage_frame *frame = ctx->space->slots[idx].frame;
 
-	if (!frame || frame == next || frame->edit_locked)
+	if (!frame || frame == next)
 		return 0;
-	if (upage_frame_busy(frame))
-		return -EBUSY;
 	upage_edit_lock(ctx, frame);
-	return 0;
+	return upage_frame_busy(ctx->space, frame) ? -EBUSY : 0;
 }
 
 /*
@@ -319,10 +317,9 @@ static void upage_edit_unlock_pages(struct upage_edit_ctx *ctx)
 {
 	size_t i;
 
-	for (i = 0; i < ctx->nr_locked; i++) {
-		ctx->locked[i]->edit_locked = false;
+	upage_space_end_claims(ctx->space, ctx->locked, ctx->nr_locked);
+	for (i = 0; i < ctx->nr_locked; i++)
 		unlock_page(ctx->locked[i]->page);
-	}
 	ctx->nr_locked = 0;
 }
 

@@ -11,9 +11,13 @@
  *    re-checks that the slot still holds it (else it unlocks, drops it and
  *    looks again). It returns VM_FAULT_LOCKED: the core installs the PTE
  *    before it unlocks the page.
- *  - An edit locks every page it takes away from a slot (or whose slot's
- *    protection it narrows), changes the table, unmaps, and only then
- *    unlocks.
+ *  - An edit claims every frame it takes away from a slot (or whose slot's
+ *    protection it narrows), which locks its page, changes the table,
+ *    unmaps, and only then unlocks.
+ *
+ * While a frame is claimed the fault path waits without holding a page
+ * reference (space.c, "Claims"), so that the claimer can tell a pin from
+ * a fault in flight.
  *
  * So either the fault re-checks after the table change and retries, or it
  * installed its PTE before the edit's unmap, which removes it.
@@ -60,6 +64,12 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 		upage_space_lookup(space, vmf->pgoff, &state);
 		if (state.beyond_end)
 			return VM_FAULT_SIGBUS;
+		if (state.claimed) {
+			/* Killed while waiting: the task never sees the page. */
+			if (upage_space_wait_claim(space, state.claim_seq))
+				return VM_FAULT_NOPAGE;
+			continue;
+		}
 		if (!upage_access_ok(vmf, &state))
 			goto out_segv;
 		if (state.evicted) {
@@ -76,16 +86,25 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 			continue;
 		}
 
-		lock_page(state.page);
-		if (!upage_space_recheck(space, vmf->pgoff, state.page, &state))
-			goto retry;
-		if (!upage_access_ok(vmf, &state))
-			goto out_segv_unlock;
+		if (!state.locked) {
+			lock_page(state.page);
+			state.locked = true;
+			if (!upage_space_recheck(space, vmf->pgoff, state.page,
+						 &state))
+				goto retry;
+			if (!upage_access_ok(vmf, &state))
+				goto out_segv;
+		}
 		if (write && state.cow) {
-			/* A shared write to a copy-on-write alias: copy first. */
+			/*
+			 * A shared write to a copy-on-write alias: copy first.
+			 * The copy waits for space->lock, which an edit may
+			 * hold while it counts the page's references: hold
+			 * none (the page is only compared, not touched).
+			 */
 			unlock_page(state.page);
-			ret = upage_space_break_cow(space, vmf->pgoff, state.page);
 			put_page(state.page);
+			ret = upage_space_break_cow(space, vmf->pgoff, state.page);
 			if (ret)
 				return vmf_error(ret);
 			continue;
@@ -97,11 +116,12 @@ retry:
 		put_page(state.page);
 	}
 
-out_segv_unlock:
-	unlock_page(state.page);
 out_segv:
-	if (state.page)
+	if (state.page) {
+		if (state.locked)
+			unlock_page(state.page);
 		put_page(state.page);
+	}
 	return VM_FAULT_SIGSEGV;
 }
 
@@ -111,9 +131,20 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 	struct upage_space *space = vmf->vma->vm_file->private_data;
 	struct page *page = vmf->page;
 	struct upage_slot_state state;
+	unsigned long seq;
 	int ret;
 
-	lock_page(page);
+	ret = upage_space_mkwrite_lock(space, vmf->pgoff, page, &seq);
+	if (ret == -EAGAIN) {
+		/*
+		 * An edit or eviction has claimed the frame and counted our
+		 * reference as parked: wait it out, then fault again.
+		 */
+		upage_space_wait_claim(space, seq);
+		return VM_FAULT_NOPAGE;
+	}
+	if (ret)
+		lock_page(page);
 	if (!upage_space_recheck(space, vmf->pgoff, page, &state)) {
 		/*
 		 * An edit took the page from the slot and has unmapped it
@@ -127,10 +158,15 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 		return VM_FAULT_SIGSEGV;
 	}
 	if (state.cow) {
+		/*
+		 * The core holds a reference to @page that we cannot drop, so
+		 * do not wait for space->lock here (see above): unmap the
+		 * slot instead, and let the retried write fault, where .fault
+		 * makes the copy.
+		 */
 		unlock_page(page);
-		ret = upage_space_break_cow(space, vmf->pgoff, page);
-		/* The slot is unmapped; the retried access faults the copy in. */
-		return ret ? vmf_error(ret) : VM_FAULT_NOPAGE;
+		upage_space_unmap(space, vmf->pgoff, 1);
+		return VM_FAULT_NOPAGE;
 	}
 	return VM_FAULT_LOCKED;
 }

@@ -83,6 +83,7 @@ struct upage_space *upage_space_create(void)
 
 	mutex_init(&space->lock);
 	spin_lock_init(&space->table_lock);
+	init_waitqueue_head(&space->claim_wq);
 	ida_init(&space->store_ida);
 	space->inode = inode;
 	space->id = atomic64_inc_return(&upage_space_ids);
@@ -133,7 +134,8 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 		return NULL;
 	frame->page = page;
 	frame->nr_slots = 0;
-	frame->edit_locked = false;
+	frame->parked = 0;
+	frame->claimed = false;
 	frame->stored = false;
 	frame->store_off = -1;
 	frame->id = ++space->next_frame_id;
@@ -166,16 +168,127 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 	kmem_cache_free(upage_frame_cache, frame);
 }
 
-/* Does @frame's page have references beyond the frame's and its PTEs'? */
-bool upage_frame_busy(struct upage_frame *frame)
+/*
+ * Claims. An edit, an eviction or a shrink that takes a frame from its
+ * slots first claims it: it marks the frame claimed under table_lock, then
+ * locks its page. From the mark on, the fault path takes no new reference
+ * to the page: .fault sleeps on claim_wq without one, and page_mkwrite,
+ * which the core calls with a reference held, counts itself in @parked
+ * before it sleeps. So the references to a claimed frame's page that
+ * neither the frame, its PTEs nor @parked explain are pins
+ * (get_user_pages), or faults that looked the frame up before the claim
+ * and wait for its page lock; those drain (upage_frame_busy()) and no new
+ * ones come. For that, no fault path may wait for space->lock while it
+ * holds a page reference (fault.c: copy-on-write breaks). The core can
+ * still hold one for a moment after it unlocks the page, so callers retry
+ * a busy batch (UPAGE_BUSY_TRIES).
+ */
+void upage_frame_claim(struct upage_space *space, struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+
+	spin_lock(&space->table_lock);
+	frame->claimed = true;
+	spin_unlock(&space->table_lock);
+	lock_page(frame->page);
+}
+
+/* References to @frame's page beyond its own, its PTEs' and parked ones. */
+static bool upage_frame_unexplained(struct upage_space *space,
+				    struct upage_frame *frame)
 {
 	struct page *page = frame->page;
+	bool extra;
 
+	/* A parked caller took its reference before it counted itself. */
+	spin_lock(&space->table_lock);
+	extra = page_count(page) >
+		1 + upage_page_mapcount(page) + frame->parked;
+	spin_unlock(&space->table_lock);
+	return extra;
+}
+
+/*
+ * Is the page of @frame, claimed by the caller, pinned? References that
+ * nothing explains may belong to faults that looked the frame up before
+ * the claim and wait for its page lock: let them through (they re-check
+ * the slot and either map the page as the table had it or look again)
+ * for a few jiffies before calling it a pin.
+ */
+bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame)
+{
+	struct page *page = frame->page;
+	int tries;
+
+	lockdep_assert_held(&space->lock);
 	if (!page)
 		return false;
-	if (folio_maybe_dma_pinned(page_folio(page)))
-		return true;
-	return page_count(page) > 1 + upage_page_mapcount(page);
+	for (tries = 0; upage_frame_unexplained(space, frame); tries++) {
+		if (folio_maybe_dma_pinned(page_folio(page)) ||
+		    tries == UPAGE_DRAIN_TRIES)
+			return true;
+		unlock_page(page);
+		schedule_timeout_uninterruptible(1);
+		lock_page(page);
+	}
+	return false;
+}
+
+/*
+ * End the claims on @frames and wake the faults waiting them out. The
+ * caller unlocks the pages (before or after); parked callers return to
+ * the core, which drops their references, and fault again.
+ */
+void upage_space_end_claims(struct upage_space *space,
+			    struct upage_frame **frames, size_t nr)
+{
+	size_t i;
+
+	if (!nr)
+		return;
+	spin_lock(&space->table_lock);
+	for (i = 0; i < nr; i++) {
+		frames[i]->claimed = false;
+		frames[i]->parked = 0;
+	}
+	space->claim_seq++;
+	spin_unlock(&space->table_lock);
+	wake_up_all(&space->claim_wq);
+}
+
+/* Sleep until a claim seen at @seq has ended; -EINTR on a fatal signal. */
+int upage_space_wait_claim(struct upage_space *space, unsigned long seq)
+{
+	return wait_event_killable(space->claim_wq,
+				   READ_ONCE(space->claim_seq) != seq) ? -EINTR : 0;
+}
+
+/*
+ * page_mkwrite of slot @idx on @page, which the caller holds a reference
+ * to: 0 with @page locked; -EAGAIN if the caller must park until the
+ * claim at *@seq has ended (it is counted in the frame's @parked now);
+ * -EBUSY if @page is locked by someone else, or no longer the slot's.
+ */
+int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
+			     struct page *page, unsigned long *seq)
+{
+	struct upage_frame *frame = NULL;
+	int ret = -EBUSY;
+
+	spin_lock(&space->table_lock);
+	if (idx < space->nr_pages)
+		frame = space->slots[idx].frame;
+	if (frame && frame->page == page) {
+		if (frame->claimed) {
+			frame->parked++;
+			*seq = space->claim_seq;
+			ret = -EAGAIN;
+		} else if (trylock_page(page)) {
+			ret = 0;
+		}
+	}
+	spin_unlock(&space->table_lock);
+	return ret;
 }
 
 /* Called when the last file reference is gone: nothing maps the space. */
@@ -241,15 +354,14 @@ static int upage_space_shrink(struct upage_space *space, pgoff_t pages)
 	if (!cut)
 		return -ENOMEM;
 	/*
-	 * Lock the pages cut off, so that a fault that looked one up cannot
-	 * install it after the unmap below. An alias cut twice is locked once.
+	 * Claim the frames cut off, so that a fault that looked one up cannot
+	 * install it after the unmap below. An alias cut twice is claimed once.
 	 */
 	for (i = pages; i < old; i++) {
 		struct upage_frame *frame = space->slots[i].frame;
 
-		if (frame && frame->page && !frame->edit_locked) {
-			lock_page(frame->page);
-			frame->edit_locked = true;
+		if (frame && frame->page && !frame->claimed) {
+			upage_frame_claim(space, frame);
 			cut[nr_cut++] = frame;
 		}
 	}
@@ -258,10 +370,9 @@ static int upage_space_shrink(struct upage_space *space, pgoff_t pages)
 	spin_unlock(&space->table_lock);
 	/* As truncation does, drop private copies beyond the end too. */
 	unmap_mapping_pages(space->inode->i_mapping, pages, old - pages, true);
-	for (i = 0; i < nr_cut; i++) {
-		cut[i]->edit_locked = false;
+	upage_space_end_claims(space, cut, nr_cut);
+	for (i = 0; i < nr_cut; i++)
 		unlock_page(cut[i]->page);
-	}
 	for (i = pages; i < old; i++) {
 		if (space->slots[i].frame)
 			upage_frame_put(space, space->slots[i].frame);
@@ -302,7 +413,11 @@ out_unlock:
 	return ret;
 }
 
-/* Read slot @idx for the fault path; a resident page comes with a reference. */
+/*
+ * Read slot @idx for the fault path. A resident page comes with a
+ * reference, and locked if that was free (@state->locked); a claimed
+ * frame comes with nothing: the caller waits for the claim to end.
+ */
 void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 			struct upage_slot_state *state)
 {
@@ -317,9 +432,15 @@ void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 	slot = &space->slots[idx];
 	state->prot = slot->prot;
 	state->cow = slot->flags & UPAGE_SLOT_F_COW;
-	if (slot->frame && slot->frame->page) {
+	if (slot->frame && slot->frame->claimed) {
+		/* No reference while a claimer counts them: wait (above). */
+		state->claimed = true;
+		state->claim_seq = space->claim_seq;
+	} else if (slot->frame && slot->frame->page) {
 		state->page = slot->frame->page;
 		get_page(state->page);
+		/* Locked here, the slot cannot have changed: no re-check. */
+		state->locked = trylock_page(state->page);
 	} else if (slot->frame) {
 		state->evicted = true;
 	}
@@ -386,7 +507,9 @@ out_free:
 
 /*
  * Give the copy-on-write alias at @idx, which showed @old, a copy of its
- * own. Nothing to do if an edit changed the slot meanwhile.
+ * own. Nothing to do if an edit changed the slot meanwhile. The caller
+ * need not hold a reference to @old: it is compared with the slot's page
+ * before use.
  */
 int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 			  struct page *old)

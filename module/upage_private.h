@@ -9,6 +9,7 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <linux/upage.h>
 
 /*
@@ -17,15 +18,18 @@
  * kernel still maps or pins it. An evicted frame has no page; its contents
  * are in the space's backing store (backing.c).
  *
- * @page changes under space->lock and space->table_lock (NULL: evicted);
- * @nr_slots, @edit_locked, @store_off and @stored are protected by
- * space->lock. @id is immutable. Frames are reached through the slot table
- * under either space lock.
+ * @page changes under space->lock and space->table_lock (NULL: evicted).
+ * @nr_slots, @store_off and @stored are protected by space->lock.
+ * @claimed changes under both space locks, @parked under table_lock, and
+ * both are read under table_lock (see "Claims" in space.c). @id is
+ * immutable. Frames are reached through the slot table under either
+ * space lock.
  */
 struct upage_frame {
 	struct page *page;
 	unsigned int nr_slots;
-	bool edit_locked;	/* its page is locked by the running edit */
+	unsigned int parked;	/* page_mkwrite callers waiting out the claim */
+	bool claimed;		/* an edit or eviction holds its page lock */
 	bool stored;		/* the store has the contents, unless dirty */
 	long store_off;		/* page of the store, -1: none */
 	u64 id;
@@ -75,6 +79,9 @@ struct upage_counters {
  *
  * @store (the backing store, NULL until the first eviction) and
  * @store_ida are protected by @lock.
+ *
+ * @claim_seq (under table_lock) counts the ends of claims; faults that
+ * found a claimed frame sleep on @claim_wq until it moves.
  */
 struct upage_space {
 	struct mutex lock;		/* serialises table changes */
@@ -87,6 +94,8 @@ struct upage_space {
 	struct inode *inode;
 	struct file *store;
 	struct ida store_ida;
+	unsigned long claim_seq;
+	wait_queue_head_t claim_wq;
 	u64 id;
 	struct upage_counters stats;
 };
@@ -94,14 +103,22 @@ struct upage_space {
 /* What the fault path reads of a slot, under table_lock. */
 struct upage_slot_state {
 	struct page *page;	/* with a reference; NULL: hole or evicted */
+	unsigned long claim_seq;
 	u32 prot;
 	bool cow;
 	bool evicted;
 	bool beyond_end;
+	bool locked;		/* @page is locked (trylock under table_lock) */
+	bool claimed;		/* wait for the claim to end, then look again */
 };
 
-/* How often a busy edit or eviction is tried, a jiffy apart. */
-#define UPAGE_BUSY_TRIES 8
+/*
+ * How long a claimed frame's unexplained page references may take to
+ * drain before it counts as pinned (jiffies), and how often a busy edit
+ * or eviction is tried, a jiffy apart, before it returns -EBUSY.
+ */
+#define UPAGE_DRAIN_TRIES 4
+#define UPAGE_BUSY_TRIES 3
 
 /* Module parameters (main.c). */
 extern unsigned long upage_max_space_pages;
@@ -132,7 +149,13 @@ bool upage_space_range_ok(struct upage_space *space, u64 first, u64 n);
 int upage_space_query(struct upage_space *space, u64 first, u64 n,
 		      bool show_pfn, struct upage_slot_info *info);
 
-bool upage_frame_busy(struct upage_frame *frame);
+void upage_frame_claim(struct upage_space *space, struct upage_frame *frame);
+bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame);
+void upage_space_end_claims(struct upage_space *space,
+			    struct upage_frame **frames, size_t nr);
+int upage_space_wait_claim(struct upage_space *space, unsigned long seq);
+int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
+			     struct page *page, unsigned long *seq);
 
 /* backing.c */
 int upage_space_page_in(struct upage_space *space, pgoff_t idx);
