@@ -4,8 +4,9 @@
  *
  * Every space may page its frames out to a store: a shmem file created at
  * the first eviction, so paged-out frames live in tmpfs and may go on to
- * system swap. A frame has at most one store page, allocated from the
- * space's ida and given back (and punched out) when the frame dies. An
+ * system swap, or a regular file the program gave (UPAGE_STORE). A frame
+ * has at most one store page, allocated from the space's ida and given
+ * back (and punched out) when the frame dies. An
  * evicted frame keeps its id, its slots and its aliases; only its page is
  * gone (frame->page == NULL), and the store holds its contents.
  *
@@ -19,6 +20,8 @@
  * Page-in runs under space->lock, so it is serialised with edits and
  * evictions; the new page is in no page table until it is in the table.
  */
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -26,6 +29,8 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -48,9 +53,10 @@ static int upage_store_open(struct upage_space *space)
 	return 0;
 }
 
-static loff_t upage_store_pos(struct upage_frame *frame)
+static loff_t upage_store_pos(struct upage_space *space,
+			      struct upage_frame *frame)
 {
-	return (loff_t)frame->store_off << PAGE_SHIFT;
+	return space->store_base + ((loff_t)frame->store_off << PAGE_SHIFT);
 }
 
 /* Write @frame's page (locked) to its store page, allocating one. */
@@ -68,7 +74,7 @@ static int upage_store_write(struct upage_space *space,
 			return off;
 		frame->store_off = off;
 	}
-	pos = upage_store_pos(frame);
+	pos = upage_store_pos(space, frame);
 	addr = kmap_local_page(frame->page);
 	done = kernel_write(space->store, addr, PAGE_SIZE, &pos);
 	kunmap_local(addr);
@@ -81,7 +87,7 @@ static int upage_store_write(struct upage_space *space,
 static int upage_store_read(struct upage_space *space,
 			    struct upage_frame *frame, struct page *page)
 {
-	loff_t pos = upage_store_pos(frame);
+	loff_t pos = upage_store_pos(space, frame);
 	ssize_t done;
 	void *addr;
 
@@ -94,15 +100,53 @@ static int upage_store_read(struct upage_space *space,
 	return 0;
 }
 
-/* The frame is dying: give back its store page, and the memory behind it. */
+/*
+ * Charge @pages pinned pages to @user, against the caller's
+ * RLIMIT_MEMLOCK unless it may lock memory without limit.
+ */
+static int upage_pin_charge(struct user_struct *user, unsigned long pages)
+{
+	unsigned long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	long cur = atomic_long_read(&user->locked_vm);
+
+	if (capable(CAP_IPC_LOCK)) {
+		atomic_long_add(pages, &user->locked_vm);
+		return 0;
+	}
+	do {
+		if (cur + pages > limit)
+			return -ENOMEM;
+	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, cur + pages));
+	return 0;
+}
+
+static void upage_frame_unpin(struct upage_space *space,
+			      struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+	frame->pinned = false;
+	atomic_long_sub(1, &space->pin_user->locked_vm);
+	if (!--space->nr_pinned) {
+		free_uid(space->pin_user);
+		space->pin_user = NULL;
+	}
+}
+
+/*
+ * The frame is dying: give back its pin charge, its store page and the
+ * memory behind it.
+ */
 void upage_backing_release(struct upage_space *space,
 			   struct upage_frame *frame)
 {
 	lockdep_assert_held(&space->lock);
+	if (frame->pinned)
+		upage_frame_unpin(space, frame);
 	if (frame->store_off < 0)
 		return;
+	/* Not every filesystem can punch holes: then the page just stays. */
 	vfs_fallocate(space->store, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      upage_store_pos(frame), PAGE_SIZE);
+		      upage_store_pos(space, frame), PAGE_SIZE);
 	ida_free(&space->store_ida, frame->store_off);
 	frame->store_off = -1;
 }
@@ -112,6 +156,80 @@ void upage_backing_destroy(struct upage_space *space)
 	if (space->store)
 		fput(space->store);
 	ida_destroy(&space->store_ida);
+}
+
+/* A file the program may give as a store: see struct upage_store. */
+static int upage_store_check(struct file *file, u64 offset)
+{
+	u64 span = (u64)upage_max_space_pages << PAGE_SHIFT;
+	u64 max = file_inode(file)->i_sb->s_maxbytes;
+
+	if ((file->f_mode & (FMODE_READ | FMODE_WRITE)) !=
+	    (FMODE_READ | FMODE_WRITE) ||
+	    !(file->f_mode & FMODE_CAN_READ) || !(file->f_mode & FMODE_CAN_WRITE))
+		return -EBADF;
+	if (!S_ISREG(file_inode(file)->i_mode) ||
+	    (file->f_flags & (O_APPEND | O_DIRECT)))
+		return -EINVAL;
+	/* Room for the largest space after @offset, in this filesystem. */
+	if (!PAGE_ALIGNED(offset) || offset > max || span > max - offset)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * Make @fd's file (-1: the module's own shmem file, created when needed)
+ * the space's store from @offset on. Only while nothing is evicted: the
+ * store pages of resident frames are given back, and the frames are
+ * written to the new store when next evicted.
+ */
+int upage_backing_set_store(struct upage_space *space, int fd, u64 offset)
+{
+	struct file *file = NULL, *old;
+	pgoff_t i;
+	int ret;
+
+	if (fd >= 0) {
+		file = fget(fd);
+		if (!file)
+			return -EBADF;
+		ret = upage_store_check(file, offset);
+		if (ret)
+			goto out_put;
+	} else if (fd != -1 || offset) {
+		return -EINVAL;
+	}
+
+	mutex_lock(&space->lock);
+	for (i = 0; i < space->nr_pages; i++) {
+		struct upage_frame *frame = space->slots[i].frame;
+
+		if (frame && !frame->page) {
+			mutex_unlock(&space->lock);
+			ret = -EBUSY;
+			goto out_put;
+		}
+	}
+	for (i = 0; i < space->nr_pages; i++) {
+		struct upage_frame *frame = space->slots[i].frame;
+
+		if (frame) {
+			upage_backing_release(space, frame);
+			frame->stored = false;
+		}
+	}
+	old = space->store;
+	space->store = file;
+	space->store_base = offset;
+	mutex_unlock(&space->lock);
+	if (old)
+		fput(old);
+	return 0;
+
+out_put:
+	if (file)
+		fput(file);
+	return ret;
 }
 
 /* Page the evicted @frame back in; the caller holds space->lock. */
@@ -160,7 +278,7 @@ int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
 
 	*done = 0;
 	mutex_lock(&space->lock);
-	if (first >= space->nr_pages || n > space->nr_pages - first) {
+	if (!upage_slots_exist(space, first, n)) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}
@@ -195,7 +313,7 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 
 	*done = 0;
 	mutex_lock(&space->lock);
-	if (first >= space->nr_pages || n > space->nr_pages - first) {
+	if (!upage_slots_exist(space, first, n)) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}
@@ -213,7 +331,7 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 	for (s = first; s < first + n; s++) {
 		struct upage_frame *frame = space->slots[s].frame;
 
-		if (!frame || !frame->page || frame->claimed)
+		if (!frame || !frame->page || frame->claimed || frame->pinned)
 			continue;
 		upage_frame_claim(space, frame);
 		frames[nr++] = frame;
@@ -259,6 +377,95 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 	upage_space_end_claims(space, frames, nr);
 out_free:
 	kvfree(frames);
+out_unlock:
+	mutex_unlock(&space->lock);
+	return ret;
+}
+
+/*
+ * Pin the frames of slots first..first+n-1: page them in, fill holes, and
+ * charge each frame newly pinned. On failure the frames pinned here are
+ * unpinned again (frames paged in or filled stay so: that is invisible).
+ */
+int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
+		      u64 *done)
+{
+	struct upage_frame **frames;
+	struct user_struct *user;
+	int ret = 0;
+	u64 s, i;
+
+	*done = 0;
+	mutex_lock(&space->lock);
+	if (!upage_slots_exist(space, first, n)) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	frames = kvmalloc_array(n, sizeof(*frames),
+				GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!frames) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	user = space->pin_user ?: get_current_user();
+	for (s = first; s < first + n; s++) {
+		struct upage_frame *frame;
+
+		ret = upage_space_fill_hole_locked(space, s);
+		if (ret)
+			break;
+		frame = space->slots[s].frame;
+		if (frame->pinned)
+			continue;
+		if (!frame->page) {
+			ret = upage_frame_page_in(space, frame);
+			if (ret)
+				break;
+		}
+		ret = upage_pin_charge(user, 1);
+		if (ret)
+			break;
+		frame->pinned = true;
+		frames[(*done)++] = frame;
+	}
+	if (ret) {
+		for (i = 0; i < *done; i++)
+			frames[i]->pinned = false;
+		atomic_long_sub(*done, &user->locked_vm);
+		*done = 0;
+	}
+	/* The first pin keeps the user's reference; else it is not needed. */
+	if (!space->pin_user && *done)
+		space->pin_user = user;
+	else if (user != space->pin_user)
+		free_uid(user);
+	space->nr_pinned += *done;
+	kvfree(frames);
+out_unlock:
+	mutex_unlock(&space->lock);
+	return ret;
+}
+
+int upage_backing_unpin(struct upage_space *space, u64 first, u64 n,
+			u64 *done)
+{
+	int ret = 0;
+	u64 s;
+
+	*done = 0;
+	mutex_lock(&space->lock);
+	if (!upage_slots_exist(space, first, n)) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	for (s = first; s < first + n; s++) {
+		struct upage_frame *frame = space->slots[s].frame;
+
+		if (frame && frame->pinned) {
+			upage_frame_unpin(space, frame);
+			(*done)++;
+		}
+	}
 out_unlock:
 	mutex_unlock(&space->lock);
 	return ret;

@@ -58,11 +58,6 @@ static bool upage_ranges_overlap(u64 a, u64 b, u64 n)
 	return a < b + n && b < a + n;
 }
 
-static bool upage_range_ok(struct upage_space *space, u64 first, u64 n)
-{
-	return first < space->nr_pages && n <= space->nr_pages - first;
-}
-
 /* Phase 1: is @op valid on the space as it is? */
 static int upage_edit_check(struct upage_space *space,
 			    const struct upage_edit_op *op)
@@ -72,14 +67,14 @@ static int upage_edit_check(struct upage_space *space,
 	switch (op->op) {
 	case UPAGE_OP_DISCARD:
 		if (op->src || op->prot || !op->n ||
-		    !upage_range_ok(space, op->dst, op->n))
+		    !upage_slots_exist(space, op->dst, op->n))
 			return -EINVAL;
 		return 0;
 	case UPAGE_OP_PROTECT:
 		if (op->prot != UPAGE_PROT_NONE && op->prot != UPAGE_PROT_READ &&
 		    op->prot != UPAGE_PROT_RW)
 			return -EOPNOTSUPP;
-		if (op->src || !op->n || !upage_range_ok(space, op->dst, op->n))
+		if (op->src || !op->n || !upage_slots_exist(space, op->dst, op->n))
 			return -EINVAL;
 		return 0;
 	case UPAGE_OP_ALIAS:
@@ -87,8 +82,8 @@ static int upage_edit_check(struct upage_space *space,
 	case UPAGE_OP_MOVE:
 	case UPAGE_OP_SWAP:
 		if (op->prot || !op->n ||
-		    !upage_range_ok(space, op->dst, op->n) ||
-		    !upage_range_ok(space, op->src, op->n) ||
+		    !upage_slots_exist(space, op->dst, op->n) ||
+		    !upage_slots_exist(space, op->src, op->n) ||
 		    upage_ranges_overlap(op->dst, op->src, op->n))
 			return -EINVAL;
 		return 0;

@@ -20,7 +20,7 @@
 	(UPAGE_FEATURE_ALIAS | UPAGE_FEATURE_ALIAS_COW | UPAGE_FEATURE_MOVE | \
 	 UPAGE_FEATURE_SWAP | UPAGE_FEATURE_PROTECT |                     \
 	 UPAGE_FEATURE_QUERY_BY_ADDR | UPAGE_FEATURE_DISCARD |            \
-	 UPAGE_FEATURE_EVICT)
+	 UPAGE_FEATURE_EVICT | UPAGE_FEATURE_STORE | UPAGE_FEATURE_PIN)
 
 struct upage_ucmd {
 	struct file *file;
@@ -235,6 +235,14 @@ static int upage_ioctl_residency(struct upage_ucmd *ucmd)
 		ret = upage_backing_prefetch(ucmd->space, cmd->first, cmd->n,
 					     &cmd->out_frames);
 		break;
+	case UPAGE_RES_PIN:
+		ret = upage_backing_pin(ucmd->space, cmd->first, cmd->n,
+					&cmd->out_frames);
+		break;
+	case UPAGE_RES_UNPIN:
+		ret = upage_backing_unpin(ucmd->space, cmd->first, cmd->n,
+					  &cmd->out_frames);
+		break;
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -244,6 +252,15 @@ static int upage_ioctl_residency(struct upage_ucmd *ucmd)
 	return ret;
 }
 
+static int upage_ioctl_store(struct upage_ucmd *ucmd)
+{
+	struct upage_store *cmd = ucmd->cmd;
+
+	if (cmd->flags || cmd->__reserved)
+		return -EOPNOTSUPP;
+	return upage_backing_set_store(ucmd->space, cmd->fd, cmd->offset);
+}
+
 union upage_ucmd_buffer {
 	struct upage_api api;
 	struct upage_resize resize;
@@ -251,6 +268,7 @@ union upage_ucmd_buffer {
 	struct upage_query query;
 	struct upage_stats stats;
 	struct upage_residency residency;
+	struct upage_store store;
 };
 
 struct upage_ioctl_op {
@@ -283,6 +301,8 @@ static const struct upage_ioctl_op upage_ioctl_ops[] = {
 		       out_batches),
 	UPAGE_IOCTL_OP(UPAGE_RESIDENCY, upage_ioctl_residency,
 		       struct upage_residency, out_frames),
+	UPAGE_IOCTL_OP(UPAGE_STORE, upage_ioctl_store, struct upage_store,
+		       offset),
 };
 
 static int upage_ioctl_api(struct upage_ucmd *ucmd)

@@ -137,6 +137,7 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	frame->parked = 0;
 	frame->claimed = false;
 	frame->stored = false;
+	frame->pinned = false;
 	frame->store_off = -1;
 	frame->id = ++space->next_frame_id;
 	space->nr_frames++;
@@ -470,38 +471,40 @@ bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
 }
 
 /*
- * Fill the hole at @idx with a zeroed frame, unless an edit got there
- * first (then the caller looks again).
+ * Fill the hole at @idx with a zeroed frame; nothing to do if it has one
+ * (an edit or another fault got there first).
  */
-int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
+int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
 {
 	struct upage_frame *frame;
 	struct page *page;
-	int ret = 0;
 
+	lockdep_assert_held(&space->lock);
+	if (idx >= space->nr_pages || space->slots[idx].frame)
+		return 0;
 	page = upage_alloc_frame_page();
 	if (IS_ERR(page))
 		return PTR_ERR(page);
-
-	mutex_lock(&space->lock);
-	if (idx >= space->nr_pages || space->slots[idx].frame)
-		goto out_free;
 	frame = upage_frame_new(space, page);
 	if (!frame) {
-		ret = -ENOMEM;
-		goto out_free;
+		upage_free_frame_page(page);
+		return -ENOMEM;
 	}
 	upage_frame_get(frame);
 	spin_lock(&space->table_lock);
 	space->slots[idx].frame = frame;
 	spin_unlock(&space->table_lock);
 	atomic64_inc(&space->stats.zero_fills);
-	mutex_unlock(&space->lock);
 	return 0;
+}
 
-out_free:
+int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
+{
+	int ret;
+
+	mutex_lock(&space->lock);
+	ret = upage_space_fill_hole_locked(space, idx);
 	mutex_unlock(&space->lock);
-	upage_free_frame_page(page);
 	return ret;
 }
 
@@ -562,7 +565,7 @@ bool upage_space_range_ok(struct upage_space *space, u64 first, u64 n)
 	bool ok;
 
 	spin_lock(&space->table_lock);
-	ok = first < space->nr_pages && n <= space->nr_pages - first;
+	ok = upage_slots_exist(space, first, n);
 	spin_unlock(&space->table_lock);
 	return ok;
 }
@@ -574,7 +577,7 @@ int upage_space_query(struct upage_space *space, u64 first, u64 n,
 	u64 i;
 
 	mutex_lock(&space->lock);
-	if (first >= space->nr_pages || n > space->nr_pages - first) {
+	if (!upage_slots_exist(space, first, n)) {
 		mutex_unlock(&space->lock);
 		return -EINVAL;
 	}
@@ -592,6 +595,8 @@ int upage_space_query(struct upage_space *space, u64 first, u64 n,
 					      UPAGE_SLOT_EVICTED;
 		if (slot->flags & UPAGE_SLOT_F_COW)
 			info[i].state |= UPAGE_SLOT_COW;
+		if (frame->pinned)
+			info[i].state |= UPAGE_SLOT_PINNED;
 		if (show_pfn && frame->page)
 			info[i].pfn = page_to_pfn(frame->page);
 	}

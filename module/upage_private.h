@@ -19,7 +19,7 @@
  * are in the space's backing store (backing.c).
  *
  * @page changes under space->lock and space->table_lock (NULL: evicted).
- * @nr_slots, @store_off and @stored are protected by space->lock.
+ * @nr_slots, @store_off, @stored and @pinned are protected by space->lock.
  * @claimed changes under both space locks, @parked under table_lock, and
  * both are read under table_lock (see "Claims" in space.c). @id is
  * immutable. Frames are reached through the slot table under either
@@ -31,6 +31,7 @@ struct upage_frame {
 	unsigned int parked;	/* page_mkwrite callers waiting out the claim */
 	bool claimed;		/* an edit or eviction holds its page lock */
 	bool stored;		/* the store has the contents, unless dirty */
+	bool pinned;		/* UPAGE_RES_PIN: charged to space->pin_user */
 	long store_off;		/* page of the store, -1: none */
 	u64 id;
 };
@@ -77,8 +78,10 @@ struct upage_counters {
  * in inode->i_mapping->i_mmap, so unmap_mapping_pages() reaches every
  * process that maps it. @id and @inode are immutable after creation.
  *
- * @store (the backing store, NULL until the first eviction) and
- * @store_ida are protected by @lock.
+ * @store (the backing store: NULL until the first eviction, or the file
+ * set by UPAGE_STORE), @store_base and @store_ida are protected by @lock,
+ * and so are @pin_user (charged for the pinned frames, while there are
+ * any) and @nr_pinned.
  *
  * @claim_seq (under table_lock) counts the ends of claims; faults that
  * found a claimed frame sleep on @claim_wq until it moves.
@@ -93,7 +96,10 @@ struct upage_space {
 	u64 next_frame_id;
 	struct inode *inode;
 	struct file *store;
+	loff_t store_base;
 	struct ida store_ida;
+	struct user_struct *pin_user;
+	unsigned long nr_pinned;
 	unsigned long claim_seq;
 	wait_queue_head_t claim_wq;
 	u64 id;
@@ -141,11 +147,20 @@ void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
 			 struct page *page, struct upage_slot_state *state);
 int upage_space_fill_hole(struct upage_space *space, pgoff_t idx);
+int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx);
 int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 			  struct page *old);
 void upage_space_unmap(struct upage_space *space, pgoff_t first,
 		       pgoff_t nr);
 bool upage_space_range_ok(struct upage_space *space, u64 first, u64 n);
+
+/* Whether slots first..first+n-1 exist; under space->lock or table_lock. */
+static inline bool upage_slots_exist(struct upage_space *space, u64 first,
+				     u64 n)
+{
+	return first < space->nr_pages && n <= space->nr_pages - first;
+}
+
 int upage_space_query(struct upage_space *space, u64 first, u64 n,
 		      bool show_pfn, struct upage_slot_info *info);
 
@@ -163,9 +178,14 @@ int upage_backing_evict(struct upage_space *space, u64 first, u64 n,
 			u64 *done);
 int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
 			   u64 *done);
+int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
+		      u64 *done);
+int upage_backing_unpin(struct upage_space *space, u64 first, u64 n,
+			u64 *done);
 void upage_backing_release(struct upage_space *space,
 			   struct upage_frame *frame);
 void upage_backing_destroy(struct upage_space *space);
+int upage_backing_set_store(struct upage_space *space, int fd, u64 offset);
 
 /* fault.c */
 int upage_mmap(struct file *file, struct vm_area_struct *vma);

@@ -198,12 +198,16 @@ static int cmd_query(int fd, uint64_t first, uint64_t n)
 	printf("%-10s %-10s %-6s %-8s %-18s %s\n", "slot", "frame", "prot",
 	       "aliases", "pfn", "state");
 	for (i = 0; i < n; i++) {
-		printf("%-10" PRIu64 " %-10llu %-6s %-8u 0x%-16llx %s%s\n",
+		uint32_t st = info[i].state;
+
+		printf("%-10" PRIu64 " %-10llu %-6s %-8u 0x%-16llx %s%s%s\n",
 		       first + i, (unsigned long long)info[i].frame_id,
 		       prot_name(info[i].prot), info[i].nr_aliases,
 		       (unsigned long long)info[i].pfn,
-		       info[i].state & UPAGE_SLOT_RESIDENT ? "resident" : "hole",
-		       info[i].state & UPAGE_SLOT_COW ? ",cow" : "");
+		       st & UPAGE_SLOT_RESIDENT ? "resident" :
+		       st & UPAGE_SLOT_EVICTED ? "evicted" : "hole",
+		       st & UPAGE_SLOT_COW ? ",cow" : "",
+		       st & UPAGE_SLOT_PINNED ? ",pinned" : "");
 	}
 	free(info);
 	return 0;

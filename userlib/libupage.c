@@ -132,6 +132,28 @@ UPAGE_EXPORT int upage_prefetch(int fd, uint64_t first, uint64_t n,
 	return upage_residency(fd, UPAGE_RES_PREFETCH, first, n, done);
 }
 
+UPAGE_EXPORT int upage_pin(int fd, uint64_t first, uint64_t n, uint64_t *done)
+{
+	return upage_residency(fd, UPAGE_RES_PIN, first, n, done);
+}
+
+UPAGE_EXPORT int upage_unpin(int fd, uint64_t first, uint64_t n,
+			     uint64_t *done)
+{
+	return upage_residency(fd, UPAGE_RES_UNPIN, first, n, done);
+}
+
+UPAGE_EXPORT int upage_set_store(int fd, int store_fd, uint64_t offset)
+{
+	struct upage_store cmd = {
+		.size = sizeof(cmd),
+		.fd = store_fd,
+		.offset = offset,
+	};
+
+	return upage_ioctl(fd, UPAGE_STORE, &cmd);
+}
+
 UPAGE_EXPORT int upage_query(int fd, uint64_t first, uint64_t n,
 			     struct upage_slot_info *info)
 {

@@ -48,6 +48,21 @@ int upage_discard(int fd, uint64_t first, uint64_t n);
 int upage_evict(int fd, uint64_t first, uint64_t n, uint64_t *done);
 int upage_prefetch(int fd, uint64_t first, uint64_t n, uint64_t *done);
 
+/*
+ * UPAGE_RESIDENCY: keep the frames of slots first..first+n-1 resident
+ * (charged to RLIMIT_MEMLOCK), or let them go again. *done (if not NULL)
+ * gets the number of frames newly pinned or unpinned.
+ */
+int upage_pin(int fd, uint64_t first, uint64_t n, uint64_t *done);
+int upage_unpin(int fd, uint64_t first, uint64_t n, uint64_t *done);
+
+/*
+ * UPAGE_STORE: page the space out to the regular file @store_fd (open for
+ * reading and writing), from byte @offset on; -1 and 0 for the module's
+ * own shmem store. Only while no frame is evicted (-EBUSY otherwise).
+ */
+int upage_set_store(int fd, int store_fd, uint64_t offset);
+
 /* UPAGE_QUERY: the state of slots first..first+n-1 into info[0..n-1]. */
 int upage_query(int fd, uint64_t first, uint64_t n,
 		struct upage_slot_info *info);

@@ -71,6 +71,12 @@ FIXTURE_VARIANT_ADD(abi, residency) {
 	.min = sizeof(struct upage_residency),
 };
 
+FIXTURE_VARIANT_ADD(abi, store) {
+	.cmd = UPAGE_STORE, .nr = UPAGE_CMD_STORE,
+	.size = sizeof(struct upage_store),
+	.min = sizeof(struct upage_store),
+};
+
 FIXTURE_SETUP(abi)
 {
 	self->buf = NULL;
@@ -107,6 +113,7 @@ static void valid_arg(FIXTURE_DATA(abi) *self,
 		struct upage_query query;
 		struct upage_stats stats;
 		struct upage_residency residency;
+		struct upage_store store;
 	} u;
 
 	memset(&u, 0, sizeof(u));
@@ -128,6 +135,9 @@ static void valid_arg(FIXTURE_DATA(abi) *self,
 	case UPAGE_CMD_RESIDENCY:
 		u.residency.op = UPAGE_RES_PREFETCH;
 		u.residency.n = 1;
+		break;
+	case UPAGE_CMD_STORE:
+		u.store.fd = -1;	/* the module's own store */
 		break;
 	}
 	u.api.size = size;
@@ -370,7 +380,7 @@ FIXTURE_VARIANT_ADD(unknown_ioctl, nr_0xff) {
 };
 
 FIXTURE_VARIANT_ADD(unknown_ioctl, nr_after_last) {
-	.cmd = _IO(UPAGE_TYPE, UPAGE_CMD_RESIDENCY + 1),
+	.cmd = _IO(UPAGE_TYPE, UPAGE_CMD_STORE + 1),
 };
 
 FIXTURE_VARIANT_ADD(unknown_ioctl, foreign_type_0xbb) {

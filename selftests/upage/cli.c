@@ -81,6 +81,17 @@ TEST_F(cli, stats_and_query_show_the_space)
 	EXPECT_NE(NULL, strstr(self->out, "hole"));
 }
 
+/* query names evicted and pinned slots as such. */
+TEST_F(cli, query_shows_evicted_and_pinned_slots)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	ASSERT_EQ(0, upage_evict(self->fd, 0, 1, NULL));
+	ASSERT_EQ(0, upage_pin(self->fd, 1, 1, NULL));
+	ASSERT_EQ(0, ctl(self->fd, "query 0 2", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, " evicted\n"));
+	EXPECT_NE(NULL, strstr(self->out, " resident,pinned\n"));
+}
+
 /* An edit made with the command line shows in this process at once. */
 TEST_F(cli, swap_edits_the_other_process)
 {

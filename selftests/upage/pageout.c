@@ -30,11 +30,8 @@ FIXTURE_SETUP(po)
 	upage_resize_ok(self->fd, SLOTS);
 	self->p = upage_map(self->fd, 0, SLOTS, MAP_SHARED);
 	ASSERT_NE(NULL, self->p);
-	self->want = malloc(SLOTS * PAGE);
+	self->want = upage_random_pages(SLOTS, SLOTS);
 	ASSERT_NE(NULL, self->want);
-	srandom(SLOTS);
-	for (size_t i = 0; i < SLOTS * PAGE; i++)
-		self->want[i] = (unsigned char)random();
 	memcpy((void *)self->p, self->want, SLOTS * PAGE);
 }
 
@@ -45,12 +42,6 @@ FIXTURE_TEARDOWN(po)
 	free(self->want);
 	if (self->fd >= 0)
 		close(self->fd);
-}
-
-static int same(const volatile unsigned char *p, const unsigned char *want,
-		size_t len)
-{
-	return !memcmp((const void *)p, want, len);
 }
 
 static struct upage_stats stats(int fd)
@@ -75,7 +66,7 @@ TEST_F(po, evict_then_fault_reads_back)
 	EXPECT_EQ(SLOTS * PAGE, after.out_bytes_written - before.out_bytes_written);
 	EXPECT_EQ(0, after.out_frames - before.out_frames);
 
-	EXPECT_TRUE(same(self->p, self->want, SLOTS * PAGE));
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
 	after = stats(self->fd);
 	EXPECT_EQ(SLOTS, after.out_page_ins - before.out_page_ins);
 	EXPECT_EQ(SLOTS * PAGE, after.out_bytes_read - before.out_bytes_read);
@@ -97,7 +88,7 @@ TEST_F(po, evict_then_prefetch_reads_back)
 	EXPECT_EQ(0, after.out_faults - before.out_faults);
 	for (int i = 0; i < SLOTS; i++)
 		ASSERT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, i).state);
-	EXPECT_TRUE(same(self->p, self->want, SLOTS * PAGE));
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
 	/* Nothing left to prefetch. */
 	ASSERT_EQ(0, upage_prefetch(self->fd, 0, SLOTS, &done));
 	EXPECT_EQ(0, done);
@@ -124,7 +115,7 @@ TEST_F(po, evict_clean_frame_writes_nothing)
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 4, NULL));
 	after = stats(self->fd);
 	EXPECT_EQ(PAGE, after.out_bytes_written - before.out_bytes_written);
-	EXPECT_TRUE(same(self->p, self->want, 4 * PAGE));
+	EXPECT_TRUE(upage_same(self->p, self->want, 4 * PAGE));
 }
 
 /* A frame aliased by several slots is evicted once and stays aliased. */
@@ -146,7 +137,7 @@ TEST_F(po, evicted_alias_stays_aliased)
 	EXPECT_EQ(2, b.nr_aliases);
 
 	/* Paging in through one alias serves both. */
-	EXPECT_TRUE(same(self->p + 40 * PAGE, self->want + 3 * PAGE, PAGE));
+	EXPECT_TRUE(upage_same(self->p + 40 * PAGE, self->want + 3 * PAGE, PAGE));
 	EXPECT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, 3).state);
 	self->p[3 * PAGE] = 0x11;
 	EXPECT_EQ(0x11, self->p[40 * PAGE]);
@@ -162,7 +153,7 @@ TEST_F(po, evict_seen_by_other_process)
 	if (pid == 0) {
 		/* The parent evicts; the child reads, writes, evicts. */
 		usleep(100000);
-		if (!same(self->p, self->want, SLOTS * PAGE))
+		if (!upage_same(self->p, self->want, SLOTS * PAGE))
 			_exit(1);
 		self->p[5 * PAGE] = 0x42;
 		_exit(upage_evict(self->fd, 0, SLOTS, NULL) ? 2 : 0);
@@ -172,7 +163,7 @@ TEST_F(po, evict_seen_by_other_process)
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
 	self->want[5 * PAGE] = 0x42;
-	EXPECT_TRUE(same(self->p, self->want, SLOTS * PAGE));
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
 }
 
 struct writer {
@@ -216,8 +207,8 @@ TEST_F(po, evict_while_another_thread_writes)
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	ASSERT_EQ(0, upage_evict(self->fd, 8, 3, NULL));
 	EXPECT_EQ(w.last, *w.word);
-	EXPECT_TRUE(same(self->p + 8 * PAGE, self->want + 8 * PAGE, PAGE));
-	EXPECT_TRUE(same(self->p + 10 * PAGE, self->want + 10 * PAGE, PAGE));
+	EXPECT_TRUE(upage_same(self->p + 8 * PAGE, self->want + 8 * PAGE, PAGE));
+	EXPECT_TRUE(upage_same(self->p + 10 * PAGE, self->want + 10 * PAGE, PAGE));
 }
 
 /* Discard drops contents: zeros next, nothing written, aliases keep it. */
@@ -236,7 +227,7 @@ TEST_F(po, discard_reads_zeros_and_writes_nothing)
 		EXPECT_EQ(0, self->p[i * PAGE + 100]);
 	}
 	/* The alias of slot 1 still has the contents. */
-	EXPECT_TRUE(same(self->p + 50 * PAGE, self->want + PAGE, PAGE));
+	EXPECT_TRUE(upage_same(self->p + 50 * PAGE, self->want + PAGE, PAGE));
 }
 
 /* Edits move evicted frames like resident ones; contents follow. */
@@ -245,8 +236,8 @@ TEST_F(po, edits_move_evicted_frames)
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 2, NULL));
 	upage_swap_ok(self->fd, 0, 1, 1);
 	upage_move_ok(self->fd, 20, 0, 1);
-	EXPECT_TRUE(same(self->p + 20 * PAGE, self->want + PAGE, PAGE));
-	EXPECT_TRUE(same(self->p + PAGE, self->want, PAGE));
+	EXPECT_TRUE(upage_same(self->p + 20 * PAGE, self->want + PAGE, PAGE));
+	EXPECT_TRUE(upage_same(self->p + PAGE, self->want, PAGE));
 	EXPECT_EQ(0, self->p[0]);
 }
 
@@ -271,7 +262,7 @@ TEST_F(po, private_mapping_reads_evicted_frames)
 
 	ASSERT_NE(NULL, q);
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 4, NULL));
-	EXPECT_TRUE(same(q, self->want, 4 * PAGE));
+	EXPECT_TRUE(upage_same(q, self->want, 4 * PAGE));
 	munmap(q, 4 * PAGE);
 }
 
@@ -309,7 +300,7 @@ TEST_F(po, shrink_drops_evicted_frames)
 	EXPECT_EQ(8, st.out_frames);
 	upage_resize_ok(self->fd, SLOTS);
 	EXPECT_EQ(0, self->p[20 * PAGE]);
-	EXPECT_TRUE(same(self->p, self->want, 8 * PAGE));
+	EXPECT_TRUE(upage_same(self->p, self->want, 8 * PAGE));
 }
 
 /* Residency errors: each refused with its errno, nothing changed. */

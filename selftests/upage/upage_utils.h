@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -202,6 +203,30 @@ static inline int upage_page_is(const volatile void *p, size_t i,
 		if (c[k] != v)
 			return 0;
 	return 1;
+}
+
+/*
+ * Pseudo-random contents for @pages pages, from @seed: returns a malloc()ed
+ * copy that the caller compares against with upage_same() and frees.
+ */
+static inline unsigned char *upage_random_pages(size_t pages, unsigned int seed)
+{
+	unsigned char *buf = malloc(pages * PAGE);
+	size_t i;
+
+	if (!buf)
+		return NULL;
+	srandom(seed);
+	for (i = 0; i < pages * PAGE; i++)
+		buf[i] = (unsigned char)random();
+	return buf;
+}
+
+/* True if the @len bytes at @p equal @want. */
+static inline int upage_same(const volatile unsigned char *p,
+			     const unsigned char *want, size_t len)
+{
+	return !memcmp((const void *)p, want, len);
 }
 
 /*

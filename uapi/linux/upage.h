@@ -55,6 +55,7 @@ enum {
 	UPAGE_CMD_QUERY,
 	UPAGE_CMD_STATS,
 	UPAGE_CMD_RESIDENCY,
+	UPAGE_CMD_STORE,
 };
 
 /* The interface version reported by UPAGE_API. */
@@ -73,6 +74,8 @@ enum {
 #define UPAGE_FEATURE_QUERY_BY_ADDR	(1ULL << 5)	/* UPAGE_QUERY_BY_ADDR */
 #define UPAGE_FEATURE_DISCARD		(1ULL << 6)	/* UPAGE_OP_DISCARD */
 #define UPAGE_FEATURE_EVICT		(1ULL << 7)	/* UPAGE_RES_EVICT, _PREFETCH */
+#define UPAGE_FEATURE_STORE		(1ULL << 8)	/* UPAGE_STORE */
+#define UPAGE_FEATURE_PIN		(1ULL << 9)	/* UPAGE_RES_PIN, _UNPIN */
 
 /**
  * struct upage_api - ioctl(UPAGE_API)
@@ -238,6 +241,7 @@ struct upage_edit {
 #define UPAGE_SLOT_RESIDENT	(1U << 0)	/* has a frame in memory */
 #define UPAGE_SLOT_COW		(1U << 1)	/* copy-on-write alias */
 #define UPAGE_SLOT_EVICTED	(1U << 2)	/* frame paged out to the store */
+#define UPAGE_SLOT_PINNED	(1U << 3)	/* frame pinned (UPAGE_RES_PIN) */
 
 /**
  * struct upage_slot_info - what UPAGE_QUERY reports of one slot
@@ -342,13 +346,27 @@ struct upage_stats {
  *	failed read there raises SIGBUS.
  * @UPAGE_RES_PREFETCH: read the evicted frames of the slots back in now,
  *	without faulting.
+ * @UPAGE_RES_PIN: keep the frames of the slots resident: evicted frames
+ *	are read back in, holes get zeroed frames, and eviction skips pinned
+ *	frames. Pinning belongs to the frame: every alias shows a pinned page,
+ *	moves and swaps carry it, and the copy a copy-on-write break makes is
+ *	not pinned. Each pinned frame is charged one page of locked memory to
+ *	the user who made the space's first pin (as io_uring charges its
+ *	buffers), checked against the caller's RLIMIT_MEMLOCK unless it has
+ *	CAP_IPC_LOCK: ENOMEM past it. All or nothing: on any error no frame of
+ *	the range is left newly pinned. Pinning a pinned frame does nothing.
+ * @UPAGE_RES_UNPIN: unpin the frames of the slots and give back their
+ *	charge. A pinned frame that dies (discard, shrink, close) is unpinned.
  *
  * The backing store is a shmem file the module creates at the first
- * eviction, so paged-out frames live in tmpfs and may go to system swap.
+ * eviction, so paged-out frames live in tmpfs and may go to system swap,
+ * or a file the program chose with UPAGE_STORE.
  */
 enum upage_res_op {
 	UPAGE_RES_EVICT = 1,
 	UPAGE_RES_PREFETCH = 2,
+	UPAGE_RES_PIN = 3,
+	UPAGE_RES_UNPIN = 4,
 };
 
 /**
@@ -359,9 +377,11 @@ enum upage_res_op {
  * @__reserved: must be 0
  * @first: the first slot
  * @n: the number of slots, at least 1
- * @out_frames: the frames written out (EVICT) or read in (PREFETCH)
+ * @out_frames: the frames written out (EVICT), read in (PREFETCH), newly
+ *	pinned (PIN) or unpinned (UNPIN)
  *
- * Holes and frames already in the requested state are skipped. EBUSY: a
+ * Holes and frames already in the requested state are skipped, and so are
+ * pinned frames by EVICT. EBUSY: a
  * frame of the range is pinned by get_user_pages; nothing was evicted.
  * A store write that fails (EIO, ENOSPC of a full store, ...) leaves that
  * frame resident with its data and returns the error; frames evicted
@@ -378,5 +398,43 @@ struct upage_residency {
 };
 
 #define UPAGE_RESIDENCY _IO(UPAGE_TYPE, UPAGE_CMD_RESIDENCY)
+
+/**
+ * struct upage_store - ioctl(UPAGE_STORE)
+ * @size: sizeof(struct upage_store)
+ * @flags: must be 0
+ * @fd: a regular file (a file on any filesystem, or a memfd) open for
+ *	reading and writing, without O_APPEND or O_DIRECT; -1 to go back to
+ *	the module's own shmem store
+ * @__reserved: must be 0
+ * @offset: where the space's pages start in the file; a multiple of the
+ *	page size
+ *
+ * Chooses where the space's frames are paged out. The module keeps a
+ * reference to the file (closing @fd afterwards is fine) and writes each
+ * evicted frame to a page of it at @offset + i * page size, the lowest
+ * free i first; a page is reused once its frame is gone, and punched out
+ * of the file where the filesystem supports it. The file's size, its
+ * space on disk and its quota are the program's to manage: a write that
+ * fails (ENOSPC, EDQUOT, EFBIG, EIO) fails the eviction of that frame,
+ * which stays resident with its data.
+ *
+ * The store can be changed only while no frame of the space is evicted
+ * (EBUSY otherwise); frames written to the old store are written to the
+ * new one when next evicted. EBADF: @fd is not an open file, or not open
+ * for both reading and writing. EINVAL: not a regular file, O_APPEND or
+ * O_DIRECT, or @offset unaligned or too large (the largest space, of
+ * max_space_pages, must fit between it and the filesystem's file size
+ * limit).
+ */
+struct upage_store {
+	__u32 size;
+	__u32 flags;
+	__s32 fd;
+	__u32 __reserved;
+	__aligned_u64 offset;
+};
+
+#define UPAGE_STORE _IO(UPAGE_TYPE, UPAGE_CMD_STORE)
 
 #endif /* _UAPI_LINUX_UPAGE_H */

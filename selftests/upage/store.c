@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Backing stores the program chooses (UPAGE_STORE): a memfd or a regular
+ * file, at an offset. Evicted frames land in the file's pages from the
+ * offset on, the lowest free first, and come back whole; a full store
+ * fails the eviction of the frames that did not fit and loses nothing; a
+ * store that cannot be read back raises SIGBUS, not a wrong page.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "upage_utils.h"
+
+#define SLOTS 32
+#define SMALL_STORE_PAGES 8	/* the tmpfs of the full-store test */
+
+FIXTURE(store) {
+	int fd;
+	int memfd;
+	volatile unsigned char *p;
+	unsigned char *want;
+	char dir[64];		/* a small tmpfs, mounted by the test */
+	int mounted;
+};
+
+FIXTURE_SETUP(store)
+{
+	self->p = NULL;
+	self->want = NULL;
+	self->mounted = 0;
+	self->memfd = -1;
+	upage_open_or_skip(self->fd);
+	upage_require_cmd(self->fd, UPAGE_CMD_STORE);
+	upage_resize_ok(self->fd, SLOTS);
+	self->p = upage_map(self->fd, 0, SLOTS, MAP_SHARED);
+	ASSERT_NE(NULL, self->p);
+	self->want = upage_random_pages(SLOTS, SLOTS + 1);
+	ASSERT_NE(NULL, self->want);
+	memcpy((void *)self->p, self->want, SLOTS * PAGE);
+	self->memfd = memfd_create("upage-test-store", MFD_CLOEXEC);
+	ASSERT_LE(0, self->memfd);
+}
+
+FIXTURE_TEARDOWN(store)
+{
+	if (self->p)
+		munmap((void *)self->p, SLOTS * PAGE);
+	free(self->want);
+	if (self->memfd >= 0)
+		close(self->memfd);
+	if (self->fd >= 0)
+		close(self->fd);
+	if (self->mounted) {
+		umount2(self->dir, MNT_DETACH);
+		rmdir(self->dir);
+	}
+}
+
+/* Page @i of @file at byte @at equals page @i of the model. */
+static int file_page_is(int file, off_t at, const unsigned char *want)
+{
+	unsigned char buf[PAGE];
+
+	return pread(file, buf, PAGE, at) == PAGE && !memcmp(buf, want, PAGE);
+}
+
+/* A memfd store gets the frames, the lowest page first, and gives them back. */
+TEST_F(store, memfd_store_round_trip)
+{
+	uint64_t done = 0;
+	struct stat st;
+
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
+	EXPECT_EQ(SLOTS, done);
+	ASSERT_EQ(0, fstat(self->memfd, &st));
+	EXPECT_LE(SLOTS * PAGE, st.st_size);
+	/* Evicted in slot order: slot i's frame went to page i. */
+	EXPECT_TRUE(file_page_is(self->memfd, 0, self->want));
+	EXPECT_TRUE(file_page_is(self->memfd, 5 * PAGE, self->want + 5 * PAGE));
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+}
+
+/* The offset moves every store page; the bytes before it are not touched. */
+TEST_F(store, offset_places_pages_after_it)
+{
+	unsigned char head[PAGE];
+	uint64_t done = 0;
+
+	memset(head, 0x5a, sizeof(head));
+	ASSERT_EQ(PAGE, pwrite(self->memfd, head, PAGE, 3 * PAGE));
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 4 * PAGE));
+	ASSERT_EQ(0, upage_evict(self->fd, 0, 2, &done));
+	EXPECT_EQ(2, done);
+	EXPECT_TRUE(file_page_is(self->memfd, 4 * PAGE, self->want));
+	EXPECT_TRUE(file_page_is(self->memfd, 5 * PAGE, self->want + PAGE));
+	EXPECT_TRUE(file_page_is(self->memfd, 3 * PAGE, head));
+	ASSERT_EQ(0, upage_prefetch(self->fd, 0, 2, &done));
+	EXPECT_EQ(2, done);
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+}
+
+/* A regular file, closed after UPAGE_STORE, stays the store. */
+TEST_F(store, closed_regular_file_stays_the_store)
+{
+	char path[] = "/tmp/upage-store-XXXXXX";
+	uint64_t done = 0;
+	int file = mkstemp(path);
+
+	ASSERT_LE(0, file);
+	unlink(path);
+	ASSERT_EQ(0, upage_set_store(self->fd, file, 0));
+	close(file);
+	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
+	EXPECT_EQ(SLOTS, done);
+	ASSERT_EQ(0, upage_prefetch(self->fd, 0, SLOTS / 2, &done));
+	EXPECT_EQ(SLOTS / 2, done);
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+}
+
+/*
+ * A store too small for the range: the frames that fit are evicted, the
+ * write that failed returns ENOSPC and leaves its frame (and the rest)
+ * resident; nothing is lost. Pages given back are reused.
+ */
+TEST_F(store, full_store_keeps_frames_resident)
+{
+	char opts[32], path[96];
+	uint64_t done = 0, more = 0;
+	int file;
+
+	snprintf(self->dir, sizeof(self->dir), "/tmp/upage-full-XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->dir));
+	snprintf(opts, sizeof(opts), "size=%lu", SMALL_STORE_PAGES * PAGE);
+	if (mount("upage-full", self->dir, "tmpfs", 0, opts)) {
+		rmdir(self->dir);
+		SKIP(return, "cannot mount a tmpfs: %s", strerror(errno));
+	}
+	self->mounted = 1;
+	snprintf(path, sizeof(path), "%s/store", self->dir);
+	file = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(0, upage_set_store(self->fd, file, 0));
+	close(file);
+
+	EXPECT_EQ(-ENOSPC, upage_evict(self->fd, 0, SLOTS, &done));
+	EXPECT_LT(0, done);
+	EXPECT_GE(SMALL_STORE_PAGES, done);
+	for (uint64_t i = 0; i < SLOTS; i++) {
+		uint32_t want = i < done ? UPAGE_SLOT_EVICTED : UPAGE_SLOT_RESIDENT;
+
+		EXPECT_EQ(want, upage_slot(self->fd, i).state) {
+			TH_LOG("slot %llu", (unsigned long long)i);
+		}
+	}
+	EXPECT_TRUE(upage_same(self->p + done * PAGE, self->want + done * PAGE,
+			 (SLOTS - done) * PAGE));
+
+	/* Dropping the evicted frames frees their store pages for others. */
+	ASSERT_EQ(0, upage_discard(self->fd, 0, done));
+	ASSERT_EQ(0, upage_evict(self->fd, done, done, &more));
+	EXPECT_EQ(done, more);
+	EXPECT_TRUE(upage_same(self->p + done * PAGE, self->want + done * PAGE,
+			 (SLOTS - done) * PAGE));
+	for (uint64_t i = 0; i < done * PAGE; i++)
+		ASSERT_EQ(0, self->p[i]);
+}
+
+/* The store cannot change under evicted frames; it can once they are in. */
+TEST_F(store, change_while_evicted_is_ebusy)
+{
+	uint64_t done = 0;
+
+	ASSERT_EQ(0, upage_evict(self->fd, 3, 1, &done));
+	EXPECT_EQ(-EBUSY, upage_set_store(self->fd, self->memfd, 0));
+	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 3).state);
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+	/* The access above paged it in: now the store may change. */
+	EXPECT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+}
+
+/* Frames clean in the old store are written to the new one. */
+TEST_F(store, new_store_gets_clean_frames_too)
+{
+	struct upage_stats a, b;
+	uint64_t done = 0;
+
+	ASSERT_EQ(0, upage_evict(self->fd, 0, 4, &done));
+	ASSERT_EQ(0, upage_prefetch(self->fd, 0, 4, &done));
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	upage_stats_ok(self->fd, &a);
+	ASSERT_EQ(0, upage_evict(self->fd, 0, 4, &done));
+	upage_stats_ok(self->fd, &b);
+	EXPECT_EQ(4 * PAGE, b.out_bytes_written - a.out_bytes_written);
+	EXPECT_TRUE(file_page_is(self->memfd, 0, self->want));
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+}
+
+/* Back to the module's own store with -1. */
+TEST_F(store, minus_one_restores_the_module_store)
+{
+	uint64_t done = 0;
+	struct stat st;
+
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, -1, 0));
+	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
+	EXPECT_EQ(SLOTS, done);
+	ASSERT_EQ(0, fstat(self->memfd, &st));
+	EXPECT_EQ(0, st.st_size);
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+}
+
+/* A store truncated behind the module's back: SIGBUS, and EIO to prefetch. */
+TEST_F(store, unreadable_store_is_sigbus)
+{
+	uint64_t done = 0;
+
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	ASSERT_EQ(0, upage_evict(self->fd, 0, 2, &done));
+	ASSERT_EQ(0, ftruncate(self->memfd, 0));
+	EXPECT_EQ(SIGBUS, upage_touch_signal((volatile char *)self->p, 0));
+	EXPECT_EQ(-EIO, upage_prefetch(self->fd, 0, 2, &done));
+	EXPECT_EQ(0, done);
+	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 1).state);
+	/* The rest of the space is untouched. */
+	EXPECT_TRUE(upage_same(self->p + 2 * PAGE, self->want + 2 * PAGE,
+			 (SLOTS - 2) * PAGE));
+}
+
+/* Files that cannot be a store, and bad arguments: refused, nothing changed. */
+TEST_F(store, bad_stores_are_refused)
+{
+	char path[] = "/tmp/upage-store-XXXXXX";
+	int pipefd[2], ro, app, file, devnull;
+	uint64_t done = 0;
+
+	file = mkstemp(path);
+	ASSERT_LE(0, file);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	app = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+	unlink(path);
+	ASSERT_LE(0, ro);
+	ASSERT_LE(0, app);
+	ASSERT_EQ(0, pipe(pipefd));
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, devnull);
+
+	EXPECT_EQ(-EBADF, upage_set_store(self->fd, 4321, 0));
+	EXPECT_EQ(-EBADF, upage_set_store(self->fd, ro, 0));
+	EXPECT_EQ(-EBADF, upage_set_store(self->fd, pipefd[0], 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, app, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, devnull, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, 1));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, PAGE + 512));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, (1ULL << 63) - PAGE));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, -2, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, -1, PAGE));
+
+	/* Still the module's own store: the file stays empty. */
+	ASSERT_EQ(0, upage_evict(self->fd, 0, 1, &done));
+	EXPECT_EQ(1, done);
+	EXPECT_EQ(0, lseek(file, 0, SEEK_END));
+	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(devnull);
+	close(app);
+	close(ro);
+	close(file);
+}
+
+/* Flags and reserved fields are refused. */
+TEST_F(store, unknown_flags_are_eopnotsupp)
+{
+	struct upage_store cmd = { .size = sizeof(cmd), .fd = -1, .flags = 1 };
+
+	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_STORE, &cmd));
+	cmd.flags = 0;
+	cmd.__reserved = 1;
+	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_STORE, &cmd));
+}
+
+TEST_HARNESS_MAIN
