@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 	ret = posix_fallocate(store, 0, PAGES * PAGE);
 	if (ret)
 		return fail("allocate the store", -ret);
-	ret = upage_set_store(fd, store, 0);
+	ret = upage_set_store(fd, store, 0, 0);
 	if (ret)
 		return fail("UPAGE_STORE", ret);
 	close(store);

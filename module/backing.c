@@ -132,16 +132,12 @@ static void upage_frame_unpin(struct upage_space *space,
 	}
 }
 
-/*
- * The frame is dying: give back its pin charge, its store page and the
- * memory behind it.
- */
-void upage_backing_release(struct upage_space *space,
-			   struct upage_frame *frame)
+/* Give back @frame's store page, and the memory behind it. */
+static void upage_store_release(struct upage_space *space,
+				struct upage_frame *frame)
 {
 	lockdep_assert_held(&space->lock);
-	if (frame->pinned)
-		upage_frame_unpin(space, frame);
+	frame->stored = false;
 	if (frame->store_off < 0)
 		return;
 	/* Not every filesystem can punch holes: then the page just stays. */
@@ -149,6 +145,29 @@ void upage_backing_release(struct upage_space *space,
 		      upage_store_pos(space, frame), PAGE_SIZE);
 	ida_free(&space->store_ida, frame->store_off);
 	frame->store_off = -1;
+}
+
+/*
+ * Lazy free of the evicted @frame: its contents go with its store page;
+ * it reads zeros from now on.
+ */
+void upage_backing_forget(struct upage_space *space,
+			  struct upage_frame *frame)
+{
+	upage_store_release(space, frame);
+	spin_lock(&space->table_lock);
+	frame->reclaimed = true;
+	spin_unlock(&space->table_lock);
+}
+
+/* The frame is dying: give back its pin charge and its store page. */
+void upage_backing_release(struct upage_space *space,
+			   struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+	if (frame->pinned)
+		upage_frame_unpin(space, frame);
+	upage_store_release(space, frame);
 }
 
 void upage_backing_destroy(struct upage_space *space)
@@ -183,7 +202,18 @@ static int upage_store_check(struct file *file, u64 offset)
  * store pages of resident frames are given back, and the frames are
  * written to the new store when next evicted.
  */
-int upage_backing_set_store(struct upage_space *space, int fd, u64 offset)
+/* Whether @file at @offset (NULL: the module's own) is the space's store. */
+static bool upage_store_same(struct upage_space *space, struct file *file,
+			     u64 offset)
+{
+	if (!file)
+		return !space->store_user;
+	return space->store_user && space->store_base == offset &&
+	       file_inode(space->store) == file_inode(file);
+}
+
+int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
+			    u32 flags)
 {
 	struct file *file = NULL, *old;
 	pgoff_t i;
@@ -201,10 +231,17 @@ int upage_backing_set_store(struct upage_space *space, int fd, u64 offset)
 	}
 
 	mutex_lock(&space->lock);
+	if (upage_store_same(space, file, offset)) {
+		/* Only the policy changes. */
+		space->reclaim = flags & UPAGE_STORE_RECLAIM;
+		mutex_unlock(&space->lock);
+		ret = 0;
+		goto out_put;
+	}
 	for (i = 0; i < space->nr_pages; i++) {
 		struct upage_frame *frame = space->slots[i].frame;
 
-		if (frame && !frame->page) {
+		if (frame && !frame->page && !frame->reclaimed) {
 			mutex_unlock(&space->lock);
 			ret = -EBUSY;
 			goto out_put;
@@ -213,14 +250,14 @@ int upage_backing_set_store(struct upage_space *space, int fd, u64 offset)
 	for (i = 0; i < space->nr_pages; i++) {
 		struct upage_frame *frame = space->slots[i].frame;
 
-		if (frame) {
-			upage_backing_release(space, frame);
-			frame->stored = false;
-		}
+		if (frame)
+			upage_store_release(space, frame);
 	}
 	old = space->store;
 	space->store = file;
 	space->store_base = offset;
+	space->store_user = file;
+	space->reclaim = flags & UPAGE_STORE_RECLAIM;
 	mutex_unlock(&space->lock);
 	if (old)
 		fput(old);
@@ -232,7 +269,10 @@ out_put:
 	return ret;
 }
 
-/* Page the evicted @frame back in; the caller holds space->lock. */
+/*
+ * Page the evicted @frame back in (a reclaimed one comes back as zeros);
+ * the caller holds space->lock.
+ */
 static int upage_frame_page_in(struct upage_space *space,
 			       struct upage_frame *frame)
 {
@@ -243,15 +283,17 @@ static int upage_frame_page_in(struct upage_space *space,
 	page = upage_alloc_frame_page();
 	if (IS_ERR(page))
 		return PTR_ERR(page);
-	ret = upage_store_read(space, frame, page);
-	if (ret) {
-		upage_free_frame_page(page);
-		return ret;
+	if (frame->reclaimed) {
+		atomic64_inc(&space->stats.zero_fills);
+	} else {
+		ret = upage_store_read(space, frame, page);
+		if (ret) {
+			upage_free_frame_page(page);
+			return ret;
+		}
+		atomic64_inc(&space->stats.page_ins);
 	}
-	spin_lock(&space->table_lock);
-	frame->page = page;
-	spin_unlock(&space->table_lock);
-	atomic64_inc(&space->stats.page_ins);
+	upage_frame_set_page(space, frame, page);
 	return 0;
 }
 
@@ -295,6 +337,64 @@ int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
 out_unlock:
 	mutex_unlock(&space->lock);
 	return ret;
+}
+
+/*
+ * Drop the contents of the lazily freed @frame, claimed, its page locked
+ * and unmapped: it reads zeros from now on. Its store page, if any, stays
+ * allocated until the frame dies (reclaim cannot punch a file).
+ */
+void upage_frame_drop(struct upage_space *space, struct upage_frame *frame)
+{
+	struct page *page = frame->page;
+
+	lockdep_assert_held(&space->lock);
+	frame->stored = false;
+	frame->reclaimed = true;
+	upage_frame_set_page(space, frame, NULL);
+	unlock_page(page);
+	upage_free_frame_page(page);
+	atomic64_inc(&space->stats.reclaims);
+}
+
+/*
+ * Page out @frame, claimed, its page locked and unmapped everywhere: write
+ * it to the store unless the store has it already, then free its memory.
+ * A lazily freed frame not written since is dropped instead. Unlocks the
+ * page; on a failed write the frame stays resident, its data intact.
+ */
+int upage_frame_evict_locked(struct upage_space *space,
+			     struct upage_frame *frame)
+{
+	struct page *page = frame->page;
+	int ret;
+
+	lockdep_assert_held(&space->lock);
+	if (frame->lazy) {
+		/* Dirty: written through a pin (get_user_pages) since. */
+		if (!PageDirty(page)) {
+			upage_frame_drop(space, frame);
+			return 0;
+		}
+		spin_lock(&space->table_lock);
+		frame->lazy = false;
+		space->nr_lazy--;
+		spin_unlock(&space->table_lock);
+	}
+	ret = upage_store_open(space);
+	if (!ret && (PageDirty(page) || !frame->stored))
+		ret = upage_store_write(space, frame);
+	if (ret) {
+		unlock_page(page);
+		return ret;
+	}
+	ClearPageDirty(page);
+	frame->stored = true;
+	upage_frame_set_page(space, frame, NULL);
+	unlock_page(page);
+	upage_free_frame_page(page);
+	atomic64_inc(&space->stats.evictions);
+	return 0;
 }
 
 /*
@@ -353,25 +453,14 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 		upage_space_unmap(space, first, n);
 
 	for (i = 0; i < nr; i++) {
-		struct upage_frame *frame = frames[i];
-		struct page *page = frame->page;
-
-		if (!ret && (PageDirty(page) || !frame->stored))
-			ret = upage_store_write(space, frame);
+		/* After a failed write, the rest stays resident, data intact. */
 		if (ret) {
-			/* Not written: the frame stays resident, data intact. */
-			unlock_page(page);
+			unlock_page(frames[i]->page);
 			continue;
 		}
-		ClearPageDirty(page);
-		frame->stored = true;
-		spin_lock(&space->table_lock);
-		frame->page = NULL;
-		spin_unlock(&space->table_lock);
-		unlock_page(page);
-		upage_free_frame_page(page);
-		atomic64_inc(&space->stats.evictions);
-		(*done)++;
+		ret = upage_frame_evict_locked(space, frames[i]);
+		if (!ret)
+			(*done)++;
 	}
 	/* Faults waiting on an evicted frame find it evicted and page it in. */
 	upage_space_end_claims(space, frames, nr);

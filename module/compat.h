@@ -38,4 +38,59 @@ static inline int upage_page_mapcount(struct page *page)
 }
 #endif
 
+/* Shrinkers are allocated by the core since 6.7; register_shrinker() went. */
+#include <linux/shrinker.h>
+#include <linux/slab.h>
+
+#ifdef UPAGE_HAVE_SHRINKER_ALLOC
+static inline struct shrinker *
+upage_shrinker_create(unsigned long (*count)(struct shrinker *,
+					     struct shrink_control *),
+		      unsigned long (*scan)(struct shrinker *,
+					    struct shrink_control *),
+		      const char *name)
+{
+	struct shrinker *shrinker = shrinker_alloc(0, "%s", name);
+
+	if (!shrinker)
+		return NULL;
+	shrinker->count_objects = count;
+	shrinker->scan_objects = scan;
+	shrinker_register(shrinker);
+	return shrinker;
+}
+
+static inline void upage_shrinker_destroy(struct shrinker *shrinker)
+{
+	shrinker_free(shrinker);
+}
+#else
+static inline struct shrinker *
+upage_shrinker_create(unsigned long (*count)(struct shrinker *,
+					     struct shrink_control *),
+		      unsigned long (*scan)(struct shrinker *,
+					    struct shrink_control *),
+		      const char *name)
+{
+	struct shrinker *shrinker = kzalloc(sizeof(*shrinker), GFP_KERNEL);
+
+	if (!shrinker)
+		return NULL;
+	shrinker->count_objects = count;
+	shrinker->scan_objects = scan;
+	shrinker->seeks = DEFAULT_SEEKS;
+	if (register_shrinker(shrinker, "%s", name)) {
+		kfree(shrinker);
+		return NULL;
+	}
+	return shrinker;
+}
+
+static inline void upage_shrinker_destroy(struct shrinker *shrinker)
+{
+	unregister_shrinker(shrinker);
+	kfree(shrinker);
+}
+#endif
+
 #endif /* UPAGE_COMPAT_H */

@@ -168,6 +168,7 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 		upage_space_unmap(space, vmf->pgoff, 1);
 		return VM_FAULT_NOPAGE;
 	}
+	upage_space_written(space, vmf->pgoff, page);
 	return VM_FAULT_LOCKED;
 }
 

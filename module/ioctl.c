@@ -20,7 +20,8 @@
 	(UPAGE_FEATURE_ALIAS | UPAGE_FEATURE_ALIAS_COW | UPAGE_FEATURE_MOVE | \
 	 UPAGE_FEATURE_SWAP | UPAGE_FEATURE_PROTECT |                     \
 	 UPAGE_FEATURE_QUERY_BY_ADDR | UPAGE_FEATURE_DISCARD |            \
-	 UPAGE_FEATURE_EVICT | UPAGE_FEATURE_STORE | UPAGE_FEATURE_PIN)
+	 UPAGE_FEATURE_EVICT | UPAGE_FEATURE_STORE | UPAGE_FEATURE_PIN |       \
+	 UPAGE_FEATURE_LAZY_FREE | UPAGE_FEATURE_RECLAIM)
 
 struct upage_ucmd {
 	struct file *file;
@@ -214,6 +215,9 @@ static int upage_ioctl_stats(struct upage_ucmd *ucmd)
 	cmd->out_page_ins = atomic64_read(&space->stats.page_ins);
 	cmd->out_bytes_written = atomic64_read(&space->stats.bytes_written);
 	cmd->out_bytes_read = atomic64_read(&space->stats.bytes_read);
+	cmd->out_reclaims = atomic64_read(&space->stats.reclaims);
+	cmd->out_shrinker_evictions =
+		atomic64_read(&space->stats.shrinker_evictions);
 	return upage_ucmd_respond(ucmd, sizeof(*cmd));
 }
 
@@ -243,6 +247,10 @@ static int upage_ioctl_residency(struct upage_ucmd *ucmd)
 		ret = upage_backing_unpin(ucmd->space, cmd->first, cmd->n,
 					  &cmd->out_frames);
 		break;
+	case UPAGE_RES_LAZY_FREE:
+		ret = upage_lazy_free(ucmd->space, cmd->first, cmd->n,
+				      &cmd->out_frames);
+		break;
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -256,9 +264,10 @@ static int upage_ioctl_store(struct upage_ucmd *ucmd)
 {
 	struct upage_store *cmd = ucmd->cmd;
 
-	if (cmd->flags || cmd->__reserved)
+	if ((cmd->flags & ~UPAGE_STORE_FLAGS_ALL) || cmd->__reserved)
 		return -EOPNOTSUPP;
-	return upage_backing_set_store(ucmd->space, cmd->fd, cmd->offset);
+	return upage_backing_set_store(ucmd->space, cmd->fd, cmd->offset,
+				       cmd->flags);
 }
 
 union upage_ucmd_buffer {

@@ -64,11 +64,17 @@ static int __init upage_init(void)
 	if (ret)
 		return ret;
 
-	ret = misc_register(&upage_misc);
+	ret = upage_reclaim_init();
 	if (ret)
 		goto err_space_uninit;
+
+	ret = misc_register(&upage_misc);
+	if (ret)
+		goto err_reclaim_uninit;
 	return 0;
 
+err_reclaim_uninit:
+	upage_reclaim_uninit();
 err_space_uninit:
 	upage_space_uninit();
 	return ret;
@@ -77,6 +83,7 @@ err_space_uninit:
 static void __exit upage_exit(void)
 {
 	misc_deregister(&upage_misc);
+	upage_reclaim_uninit();
 	upage_space_uninit();
 }
 

@@ -87,6 +87,7 @@ struct upage_space *upage_space_create(void)
 	ida_init(&space->store_ida);
 	space->inode = inode;
 	space->id = atomic64_inc_return(&upage_space_ids);
+	upage_reclaim_add(space);
 	return space;
 }
 
@@ -138,10 +139,36 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	frame->claimed = false;
 	frame->stored = false;
 	frame->pinned = false;
+	frame->lazy = false;
+	frame->reclaimed = false;
+	frame->used = true;
 	frame->store_off = -1;
 	frame->id = ++space->next_frame_id;
 	space->nr_frames++;
+	space->nr_resident++;
 	return frame;
+}
+
+/*
+ * Give @frame the page @page, or take its page away (@page NULL: evicted
+ * or reclaimed, which also ends a lazy free). The caller holds space->lock
+ * and, when it takes a page away, that page's lock.
+ */
+void upage_frame_set_page(struct upage_space *space,
+			  struct upage_frame *frame, struct page *page)
+{
+	lockdep_assert_held(&space->lock);
+	spin_lock(&space->table_lock);
+	if (!page && frame->lazy) {
+		frame->lazy = false;
+		space->nr_lazy--;
+	}
+	frame->page = page;
+	spin_unlock(&space->table_lock);
+	if (page)
+		space->nr_resident++;
+	else
+		space->nr_resident--;
 }
 
 /* One more slot points at @frame. */
@@ -162,8 +189,15 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 		return;
 	if (--frame->nr_slots)
 		return;
-	if (frame->page)
+	if (frame->page) {
+		if (frame->lazy) {
+			spin_lock(&space->table_lock);
+			space->nr_lazy--;
+			spin_unlock(&space->table_lock);
+		}
 		upage_free_frame_page(frame->page);
+		space->nr_resident--;
+	}
 	upage_backing_release(space, frame);
 	space->nr_frames--;
 	kmem_cache_free(upage_frame_cache, frame);
@@ -236,6 +270,28 @@ bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame)
 }
 
 /*
+ * Claim @frame without waiting for its page lock, for reclaim, which must
+ * not sleep on it (the allocating task may hold it). Fails, leaving no
+ * claim, if the page is locked or has references nothing explains.
+ */
+bool upage_frame_try_claim(struct upage_space *space,
+			   struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+
+	if (!trylock_page(frame->page))
+		return false;
+	spin_lock(&space->table_lock);
+	frame->claimed = true;
+	spin_unlock(&space->table_lock);
+	if (!upage_frame_unexplained(space, frame))
+		return true;
+	upage_space_end_claims(space, &frame, 1);
+	unlock_page(frame->page);
+	return false;
+}
+
+/*
  * End the claims on @frames and wake the faults waiting them out. The
  * caller unlocks the pages (before or after); parked callers return to
  * the core, which drops their references, and fault again.
@@ -297,6 +353,7 @@ void upage_space_destroy(struct upage_space *space)
 {
 	pgoff_t i;
 
+	upage_reclaim_del(space);
 	mutex_lock(&space->lock);
 	for (i = 0; i < space->nr_pages; i++) {
 		if (space->slots[i].frame)
@@ -440,6 +497,9 @@ void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 	} else if (slot->frame && slot->frame->page) {
 		state->page = slot->frame->page;
 		get_page(state->page);
+		/* Faulted in: not cold (reclaim.c). */
+		if (!slot->frame->used)
+			WRITE_ONCE(slot->frame->used, true);
 		/* Locked here, the slot cannot have changed: no re-check. */
 		state->locked = trylock_page(state->page);
 	} else if (slot->frame) {
@@ -468,6 +528,28 @@ bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
 	}
 	spin_unlock(&space->table_lock);
 	return same;
+}
+
+/*
+ * A shared write is about to go to @page, locked by the caller, at slot
+ * @idx: it ends a lazy free of the frame, and shows that the contents are
+ * no longer the zeros of a reclaimed one.
+ */
+void upage_space_written(struct upage_space *space, pgoff_t idx,
+			 struct page *page)
+{
+	struct upage_frame *frame;
+
+	spin_lock(&space->table_lock);
+	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
+	if (frame && frame->page == page) {
+		if (frame->lazy) {
+			frame->lazy = false;
+			space->nr_lazy--;
+		}
+		frame->reclaimed = false;
+	}
+	spin_unlock(&space->table_lock);
 }
 
 /*
@@ -591,8 +673,14 @@ int upage_space_query(struct upage_space *space, u64 first, u64 n,
 			continue;
 		info[i].frame_id = frame->id;
 		info[i].nr_aliases = frame->nr_slots;
-		info[i].state = frame->page ? UPAGE_SLOT_RESIDENT :
-					      UPAGE_SLOT_EVICTED;
+		if (frame->page)
+			info[i].state = UPAGE_SLOT_RESIDENT;
+		else if (!frame->reclaimed)
+			info[i].state = UPAGE_SLOT_EVICTED;
+		if (frame->lazy)
+			info[i].state |= UPAGE_SLOT_LAZY;
+		if (frame->reclaimed)
+			info[i].state |= UPAGE_SLOT_RECLAIMED;
 		if (slot->flags & UPAGE_SLOT_F_COW)
 			info[i].state |= UPAGE_SLOT_COW;
 		if (frame->pinned)

@@ -10,6 +10,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/upage.h>
 
 /*
@@ -20,6 +21,10 @@
  *
  * @page changes under space->lock and space->table_lock (NULL: evicted).
  * @nr_slots, @store_off, @stored and @pinned are protected by space->lock.
+ * @lazy and @reclaimed change under table_lock with the page locked (a
+ * resident frame) or under both space locks (an evicted one), so page
+ * lock holders may read them; @used is set by the fault path and cleared
+ * by the shrinker, without locks (it is a hint).
  * @claimed changes under both space locks, @parked under table_lock, and
  * both are read under table_lock (see "Claims" in space.c). @id is
  * immutable. Frames are reached through the slot table under either
@@ -32,6 +37,9 @@ struct upage_frame {
 	bool claimed;		/* an edit or eviction holds its page lock */
 	bool stored;		/* the store has the contents, unless dirty */
 	bool pinned;		/* UPAGE_RES_PIN: charged to space->pin_user */
+	bool lazy;		/* UPAGE_RES_LAZY_FREE, not written since */
+	bool reclaimed;		/* lazy and dropped: zeros until written */
+	bool used;		/* faulted in since the shrinker last looked */
 	long store_off;		/* page of the store, -1: none */
 	u64 id;
 };
@@ -60,6 +68,8 @@ struct upage_counters {
 	atomic64_t page_ins;
 	atomic64_t bytes_written;
 	atomic64_t bytes_read;
+	atomic64_t reclaims;
+	atomic64_t shrinker_evictions;
 };
 
 /*
@@ -79,12 +89,20 @@ struct upage_counters {
  * process that maps it. @id and @inode are immutable after creation.
  *
  * @store (the backing store: NULL until the first eviction, or the file
- * set by UPAGE_STORE), @store_base and @store_ida are protected by @lock,
+ * set by UPAGE_STORE), @store_base, @store_user and @store_ida are
+ * protected by @lock,
  * and so are @pin_user (charged for the pinned frames, while there are
  * any) and @nr_pinned.
  *
  * @claim_seq (under table_lock) counts the ends of claims; faults that
  * found a claimed frame sleep on @claim_wq until it moves.
+ *
+ * For the shrinker (reclaim.c): @nr_resident (frames with a page) changes
+ * under @lock, @nr_lazy (resident lazy frames) under @table_lock; both are
+ * read without locks. @reclaim (UPAGE_STORE_RECLAIM), @scan_next and
+ * @lazy_next (where the reclaim work and the shrinker go on) are protected
+ * by @lock; @node by the list's lock. @reclaim_target counts the frames the
+ * shrinker asked @reclaim_work to page out.
  */
 struct upage_space {
 	struct mutex lock;		/* serialises table changes */
@@ -97,11 +115,20 @@ struct upage_space {
 	struct inode *inode;
 	struct file *store;
 	loff_t store_base;
+	bool store_user;	/* @store is the program's, not our shmem */
 	struct ida store_ida;
 	struct user_struct *pin_user;
 	unsigned long nr_pinned;
 	unsigned long claim_seq;
 	wait_queue_head_t claim_wq;
+	unsigned long nr_resident;
+	unsigned long nr_lazy;
+	bool reclaim;
+	pgoff_t scan_next;
+	pgoff_t lazy_next;
+	atomic_long_t reclaim_target;
+	struct work_struct reclaim_work;
+	struct list_head node;
 	u64 id;
 	struct upage_counters stats;
 };
@@ -165,6 +192,12 @@ int upage_space_query(struct upage_space *space, u64 first, u64 n,
 		      bool show_pfn, struct upage_slot_info *info);
 
 void upage_frame_claim(struct upage_space *space, struct upage_frame *frame);
+bool upage_frame_try_claim(struct upage_space *space,
+			   struct upage_frame *frame);
+void upage_frame_set_page(struct upage_space *space,
+			  struct upage_frame *frame, struct page *page);
+void upage_space_written(struct upage_space *space, pgoff_t idx,
+			 struct page *page);
 bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame);
 void upage_space_end_claims(struct upage_space *space,
 			    struct upage_frame **frames, size_t nr);
@@ -185,7 +218,20 @@ int upage_backing_unpin(struct upage_space *space, u64 first, u64 n,
 void upage_backing_release(struct upage_space *space,
 			   struct upage_frame *frame);
 void upage_backing_destroy(struct upage_space *space);
-int upage_backing_set_store(struct upage_space *space, int fd, u64 offset);
+int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
+			    u32 flags);
+int upage_frame_evict_locked(struct upage_space *space,
+			     struct upage_frame *frame);
+void upage_frame_drop(struct upage_space *space, struct upage_frame *frame);
+void upage_backing_forget(struct upage_space *space,
+			  struct upage_frame *frame);
+
+/* reclaim.c */
+int upage_reclaim_init(void);
+void upage_reclaim_uninit(void);
+void upage_reclaim_add(struct upage_space *space);
+void upage_reclaim_del(struct upage_space *space);
+int upage_lazy_free(struct upage_space *space, u64 first, u64 n, u64 *done);
 
 /* fault.c */
 int upage_mmap(struct file *file, struct vm_area_struct *vma);

@@ -170,14 +170,22 @@ static int cmd_stats(int fd)
 	if (ret)
 		refused(ret);
 	printf("pages %llu\nframes %llu\nfaults %llu\nzero_fills %llu\n"
-	       "cow_breaks %llu\nedits %llu\nbatches %llu\n",
+	       "cow_breaks %llu\nedits %llu\nbatches %llu\nevictions %llu\n"
+	       "page_ins %llu\nbytes_written %llu\nbytes_read %llu\n"
+	       "reclaims %llu\nshrinker_evictions %llu\n",
 	       (unsigned long long)st.out_pages,
 	       (unsigned long long)st.out_frames,
 	       (unsigned long long)st.out_faults,
 	       (unsigned long long)st.out_zero_fills,
 	       (unsigned long long)st.out_cow_breaks,
 	       (unsigned long long)st.out_edits,
-	       (unsigned long long)st.out_batches);
+	       (unsigned long long)st.out_batches,
+	       (unsigned long long)st.out_evictions,
+	       (unsigned long long)st.out_page_ins,
+	       (unsigned long long)st.out_bytes_written,
+	       (unsigned long long)st.out_bytes_read,
+	       (unsigned long long)st.out_reclaims,
+	       (unsigned long long)st.out_shrinker_evictions);
 	return 0;
 }
 
@@ -200,14 +208,18 @@ static int cmd_query(int fd, uint64_t first, uint64_t n)
 	for (i = 0; i < n; i++) {
 		uint32_t st = info[i].state;
 
-		printf("%-10" PRIu64 " %-10llu %-6s %-8u 0x%-16llx %s%s%s\n",
+		printf("%-10" PRIu64 " %-10llu %-6s %-8u 0x%-16llx %s%s%s%s%s\n",
 		       first + i, (unsigned long long)info[i].frame_id,
 		       prot_name(info[i].prot), info[i].nr_aliases,
 		       (unsigned long long)info[i].pfn,
 		       st & UPAGE_SLOT_RESIDENT ? "resident" :
-		       st & UPAGE_SLOT_EVICTED ? "evicted" : "hole",
+		       st & UPAGE_SLOT_EVICTED ? "evicted" :
+		       st & UPAGE_SLOT_RECLAIMED ? "reclaimed" : "hole",
 		       st & UPAGE_SLOT_COW ? ",cow" : "",
-		       st & UPAGE_SLOT_PINNED ? ",pinned" : "");
+		       st & UPAGE_SLOT_PINNED ? ",pinned" : "",
+		       st & UPAGE_SLOT_LAZY ? ",lazy" : "",
+		       (st & UPAGE_SLOT_RECLAIMED) && (st & UPAGE_SLOT_RESIDENT) ?
+		       ",reclaimed" : "");
 	}
 	free(info);
 	return 0;

@@ -143,10 +143,18 @@ UPAGE_EXPORT int upage_unpin(int fd, uint64_t first, uint64_t n,
 	return upage_residency(fd, UPAGE_RES_UNPIN, first, n, done);
 }
 
-UPAGE_EXPORT int upage_set_store(int fd, int store_fd, uint64_t offset)
+UPAGE_EXPORT int upage_lazy_free(int fd, uint64_t first, uint64_t n,
+				 uint64_t *done)
+{
+	return upage_residency(fd, UPAGE_RES_LAZY_FREE, first, n, done);
+}
+
+UPAGE_EXPORT int upage_set_store(int fd, int store_fd, uint64_t offset,
+				 uint32_t flags)
 {
 	struct upage_store cmd = {
 		.size = sizeof(cmd),
+		.flags = flags,
 		.fd = store_fd,
 		.offset = offset,
 	};

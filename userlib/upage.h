@@ -57,11 +57,20 @@ int upage_pin(int fd, uint64_t first, uint64_t n, uint64_t *done);
 int upage_unpin(int fd, uint64_t first, uint64_t n, uint64_t *done);
 
 /*
+ * UPAGE_RESIDENCY: the contents of the frames of slots first..first+n-1
+ * may be dropped under memory pressure unless written again, as
+ * MADV_FREE. *done (if not NULL) gets the number of frames newly marked.
+ */
+int upage_lazy_free(int fd, uint64_t first, uint64_t n, uint64_t *done);
+
+/*
  * UPAGE_STORE: page the space out to the regular file @store_fd (open for
  * reading and writing), from byte @offset on; -1 and 0 for the module's
- * own shmem store. Only while no frame is evicted (-EBUSY otherwise).
+ * own shmem store. Only while no frame is evicted (-EBUSY otherwise),
+ * unless it is the current store: then only @flags change
+ * (UPAGE_STORE_RECLAIM: the shrinker may page out cold frames).
  */
-int upage_set_store(int fd, int store_fd, uint64_t offset);
+int upage_set_store(int fd, int store_fd, uint64_t offset, uint32_t flags);
 
 /* UPAGE_QUERY: the state of slots first..first+n-1 into info[0..n-1]. */
 int upage_query(int fd, uint64_t first, uint64_t n,

@@ -75,6 +75,7 @@ FIXTURE_VARIANT_ADD(abi, store) {
 	.cmd = UPAGE_STORE, .nr = UPAGE_CMD_STORE,
 	.size = sizeof(struct upage_store),
 	.min = sizeof(struct upage_store),
+	.valid_flags = UPAGE_STORE_FLAGS_ALL,
 };
 
 FIXTURE_SETUP(abi)

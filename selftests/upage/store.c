@@ -73,7 +73,7 @@ TEST_F(store, memfd_store_round_trip)
 	uint64_t done = 0;
 	struct stat st;
 
-	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0, 0));
 	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
 	EXPECT_EQ(SLOTS, done);
 	ASSERT_EQ(0, fstat(self->memfd, &st));
@@ -92,7 +92,7 @@ TEST_F(store, offset_places_pages_after_it)
 
 	memset(head, 0x5a, sizeof(head));
 	ASSERT_EQ(PAGE, pwrite(self->memfd, head, PAGE, 3 * PAGE));
-	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 4 * PAGE));
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 4 * PAGE, 0));
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 2, &done));
 	EXPECT_EQ(2, done);
 	EXPECT_TRUE(file_page_is(self->memfd, 4 * PAGE, self->want));
@@ -112,7 +112,7 @@ TEST_F(store, closed_regular_file_stays_the_store)
 
 	ASSERT_LE(0, file);
 	unlink(path);
-	ASSERT_EQ(0, upage_set_store(self->fd, file, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, file, 0, 0));
 	close(file);
 	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
 	EXPECT_EQ(SLOTS, done);
@@ -143,7 +143,7 @@ TEST_F(store, full_store_keeps_frames_resident)
 	snprintf(path, sizeof(path), "%s/store", self->dir);
 	file = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ASSERT_LE(0, file);
-	ASSERT_EQ(0, upage_set_store(self->fd, file, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, file, 0, 0));
 	close(file);
 
 	EXPECT_EQ(-ENOSPC, upage_evict(self->fd, 0, SLOTS, &done));
@@ -175,11 +175,11 @@ TEST_F(store, change_while_evicted_is_ebusy)
 	uint64_t done = 0;
 
 	ASSERT_EQ(0, upage_evict(self->fd, 3, 1, &done));
-	EXPECT_EQ(-EBUSY, upage_set_store(self->fd, self->memfd, 0));
+	EXPECT_EQ(-EBUSY, upage_set_store(self->fd, self->memfd, 0, 0));
 	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 3).state);
 	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
 	/* The access above paged it in: now the store may change. */
-	EXPECT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	EXPECT_EQ(0, upage_set_store(self->fd, self->memfd, 0, 0));
 }
 
 /* Frames clean in the old store are written to the new one. */
@@ -190,7 +190,7 @@ TEST_F(store, new_store_gets_clean_frames_too)
 
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 4, &done));
 	ASSERT_EQ(0, upage_prefetch(self->fd, 0, 4, &done));
-	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0, 0));
 	upage_stats_ok(self->fd, &a);
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 4, &done));
 	upage_stats_ok(self->fd, &b);
@@ -205,8 +205,8 @@ TEST_F(store, minus_one_restores_the_module_store)
 	uint64_t done = 0;
 	struct stat st;
 
-	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
-	ASSERT_EQ(0, upage_set_store(self->fd, -1, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, -1, 0, 0));
 	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
 	EXPECT_EQ(SLOTS, done);
 	ASSERT_EQ(0, fstat(self->memfd, &st));
@@ -219,7 +219,7 @@ TEST_F(store, unreadable_store_is_sigbus)
 {
 	uint64_t done = 0;
 
-	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0));
+	ASSERT_EQ(0, upage_set_store(self->fd, self->memfd, 0, 0));
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 2, &done));
 	ASSERT_EQ(0, ftruncate(self->memfd, 0));
 	EXPECT_EQ(SIGBUS, upage_touch_signal((volatile char *)self->p, 0));
@@ -249,16 +249,16 @@ TEST_F(store, bad_stores_are_refused)
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, devnull);
 
-	EXPECT_EQ(-EBADF, upage_set_store(self->fd, 4321, 0));
-	EXPECT_EQ(-EBADF, upage_set_store(self->fd, ro, 0));
-	EXPECT_EQ(-EBADF, upage_set_store(self->fd, pipefd[0], 0));
-	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, app, 0));
-	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, devnull, 0));
-	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, 1));
-	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, PAGE + 512));
-	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, (1ULL << 63) - PAGE));
-	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, -2, 0));
-	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, -1, PAGE));
+	EXPECT_EQ(-EBADF, upage_set_store(self->fd, 4321, 0, 0));
+	EXPECT_EQ(-EBADF, upage_set_store(self->fd, ro, 0, 0));
+	EXPECT_EQ(-EBADF, upage_set_store(self->fd, pipefd[0], 0, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, app, 0, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, devnull, 0, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, 1, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, PAGE + 512, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, file, (1ULL << 63) - PAGE, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, -2, 0, 0));
+	EXPECT_EQ(-EINVAL, upage_set_store(self->fd, -1, PAGE, 0));
 
 	/* Still the module's own store: the file stays empty. */
 	ASSERT_EQ(0, upage_evict(self->fd, 0, 1, &done));
@@ -273,10 +273,11 @@ TEST_F(store, bad_stores_are_refused)
 	close(file);
 }
 
-/* Flags and reserved fields are refused. */
+/* Unknown flags and reserved fields are refused. */
 TEST_F(store, unknown_flags_are_eopnotsupp)
 {
-	struct upage_store cmd = { .size = sizeof(cmd), .fd = -1, .flags = 1 };
+	struct upage_store cmd = { .size = sizeof(cmd), .fd = -1,
+				   .flags = UPAGE_STORE_RECLAIM << 1 };
 
 	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_STORE, &cmd));
 	cmd.flags = 0;

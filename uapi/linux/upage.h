@@ -76,6 +76,8 @@ enum {
 #define UPAGE_FEATURE_EVICT		(1ULL << 7)	/* UPAGE_RES_EVICT, _PREFETCH */
 #define UPAGE_FEATURE_STORE		(1ULL << 8)	/* UPAGE_STORE */
 #define UPAGE_FEATURE_PIN		(1ULL << 9)	/* UPAGE_RES_PIN, _UNPIN */
+#define UPAGE_FEATURE_LAZY_FREE		(1ULL << 10)	/* UPAGE_RES_LAZY_FREE */
+#define UPAGE_FEATURE_RECLAIM		(1ULL << 11)	/* UPAGE_STORE_RECLAIM */
 
 /**
  * struct upage_api - ioctl(UPAGE_API)
@@ -242,6 +244,8 @@ struct upage_edit {
 #define UPAGE_SLOT_COW		(1U << 1)	/* copy-on-write alias */
 #define UPAGE_SLOT_EVICTED	(1U << 2)	/* frame paged out to the store */
 #define UPAGE_SLOT_PINNED	(1U << 3)	/* frame pinned (UPAGE_RES_PIN) */
+#define UPAGE_SLOT_LAZY		(1U << 4)	/* lazily freed, not written since */
+#define UPAGE_SLOT_RECLAIMED	(1U << 5)	/* lazily freed and reclaimed */
 
 /**
  * struct upage_slot_info - what UPAGE_QUERY reports of one slot
@@ -314,6 +318,10 @@ struct upage_query {
  * @out_page_ins: frames paged back in, by a fault or UPAGE_RES_PREFETCH
  * @out_bytes_written: bytes written to the backing store
  * @out_bytes_read: bytes read from the backing store
+ * @out_reclaims: lazily freed frames whose contents were dropped (by the
+ *	shrinker, UPAGE_RES_EVICT, or UPAGE_RES_LAZY_FREE of an evicted frame)
+ * @out_shrinker_evictions: frames the shrinker paged out (also counted in
+ *	@out_evictions)
  *
  * Counters of the space since it was opened. Fields up to @out_batches are
  * the first version of the struct.
@@ -332,6 +340,8 @@ struct upage_stats {
 	__aligned_u64 out_page_ins;
 	__aligned_u64 out_bytes_written;
 	__aligned_u64 out_bytes_read;
+	__aligned_u64 out_reclaims;
+	__aligned_u64 out_shrinker_evictions;
 };
 
 #define UPAGE_STATS _IO(UPAGE_TYPE, UPAGE_CMD_STATS)
@@ -357,6 +367,17 @@ struct upage_stats {
  *	the range is left newly pinned. Pinning a pinned frame does nothing.
  * @UPAGE_RES_UNPIN: unpin the frames of the slots and give back their
  *	charge. A pinned frame that dies (discard, shrink, close) is unpinned.
+ * @UPAGE_RES_LAZY_FREE: the contents of the frames of the slots are no
+ *	longer needed, unless written again: as madvise(MADV_FREE). The module
+ *	may drop a lazily freed frame under memory pressure (its shrinker) or
+ *	when it is evicted, instead of writing it out; from then on its slots
+ *	read zeros (UPAGE_SLOT_RECLAIMED) until written. A write through any
+ *	shared mapping, or by the kernel on behalf of one (get_user_pages),
+ *	after the call cancels it for that frame, which then keeps the data
+ *	(UPAGE_SLOT_LAZY is cleared). An evicted frame is dropped at once, its
+ *	store page given back, as MADV_FREE does with swapped-out pages.
+ *	Pinned frames are marked but not dropped while pinned. Like pinning,
+ *	this belongs to the frame: every alias sees it.
  *
  * The backing store is a shmem file the module creates at the first
  * eviction, so paged-out frames live in tmpfs and may go to system swap,
@@ -367,6 +388,7 @@ enum upage_res_op {
 	UPAGE_RES_PREFETCH = 2,
 	UPAGE_RES_PIN = 3,
 	UPAGE_RES_UNPIN = 4,
+	UPAGE_RES_LAZY_FREE = 5,
 };
 
 /**
@@ -377,8 +399,9 @@ enum upage_res_op {
  * @__reserved: must be 0
  * @first: the first slot
  * @n: the number of slots, at least 1
- * @out_frames: the frames written out (EVICT), read in (PREFETCH), newly
- *	pinned (PIN) or unpinned (UNPIN)
+ * @out_frames: the frames written out or dropped (EVICT), read in
+ *	(PREFETCH), newly pinned (PIN), unpinned (UNPIN) or newly lazily
+ *	freed (LAZY_FREE)
  *
  * Holes and frames already in the requested state are skipped, and so are
  * pinned frames by EVICT. EBUSY: a
@@ -399,10 +422,16 @@ struct upage_residency {
 
 #define UPAGE_RESIDENCY _IO(UPAGE_TYPE, UPAGE_CMD_RESIDENCY)
 
+/* Flags of struct upage_store. */
+#define UPAGE_STORE_RECLAIM	(1U << 0)
+#define UPAGE_STORE_FLAGS_ALL	UPAGE_STORE_RECLAIM
+
 /**
  * struct upage_store - ioctl(UPAGE_STORE)
  * @size: sizeof(struct upage_store)
- * @flags: must be 0
+ * @flags: UPAGE_STORE_RECLAIM: the module's shrinker may page out cold,
+ *	unpinned frames of this space to the store when the system runs short
+ *	of memory (see "Reclaim" below)
  * @fd: a regular file (a file on any filesystem, or a memfd) open for
  *	reading and writing, without O_APPEND or O_DIRECT; -1 to go back to
  *	the module's own shmem store
@@ -421,7 +450,18 @@ struct upage_residency {
  *
  * The store can be changed only while no frame of the space is evicted
  * (EBUSY otherwise); frames written to the old store are written to the
- * new one when next evicted. EBADF: @fd is not an open file, or not open
+ * new one when next evicted. Giving the current store again (the same
+ * file and @offset, or -1 for the module's own) changes only @flags, and
+ * is allowed at any time.
+ *
+ * Reclaim. The module registers one shrinker. It drops lazily freed
+ * frames of every space, and pages out frames of spaces with
+ * UPAGE_STORE_RECLAIM that are cold: not faulted in since the shrinker's
+ * previous pass over them (each pass unmaps the frames it leaves, so that
+ * the next access faults and marks them used). It is not memcg-aware: it
+ * runs on global memory pressure, not for a cgroup's memory.max. It pages
+ * out only from reclaim that may do filesystem I/O, and skips frames that
+ * are pinned, locked or in use by the kernel. EBADF: @fd is not an open file, or not open
  * for both reading and writing. EINVAL: not a regular file, O_APPEND or
  * O_DIRECT, or @offset unaligned or too large (the largest space, of
  * max_space_pages, must fit between it and the filesystem's file size
