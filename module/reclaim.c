@@ -259,7 +259,9 @@ static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
 	for (s = start; s < space->nr_pages && nr < max; s++) {
 		struct upage_frame *frame = space->slots[s].frame;
 
-		if (!frame || !frame->page || frame->pinned || frame->claimed)
+		/* Lazily freed frames are the shrinker's own. */
+		if (!frame || !frame->page || frame->pinned || frame->claimed ||
+		    frame->lazy)
 			continue;
 		if (READ_ONCE(frame->used)) {
 			WRITE_ONCE(frame->used, false);

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Reclaim under real memory pressure: a child eats the guest's memory
+ * until the kernel's reclaim runs our shrinker, which pages out a space
+ * that opted in (UPAGE_STORE_RECLAIM) and drops lazily freed frames. The
+ * space must come back without losing a byte. The frames go to the
+ * space's shmem store, and from there to swap on zram when the guest has
+ * it (the data is made compressible for that).
+ */
+#include <stdlib.h>
+#include <sys/swap.h>
+
+#include "upage_utils.h"
+
+#define SLOTS 8192		/* 32 MiB */
+#define CHUNK (4UL << 20)
+#define FLOOR_KB (24UL << 10)	/* the hog stops above this MemFree + SwapFree */
+
+/* Swap on /dev/zram0 if the guest has zram and no swap yet; else 0. */
+static int zram_swap(void)
+{
+	FILE *f = fopen("/proc/swaps", "r");
+	char line[256];
+	int lines = 0, fd;
+
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			lines++;
+		fclose(f);
+	}
+	if (lines > 1)
+		return 1;
+	fd = open("/sys/block/zram0/disksize", O_WRONLY);
+	if (fd < 0)
+		return 0;
+	if (write(fd, "256M", 4) != 4) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	if (system("mkswap /dev/zram0 >/dev/null 2>&1"))
+		return 0;
+	return !swapon("/dev/zram0", 0);
+}
+
+/* Free memory and free swap: what the hog may still take. */
+static unsigned long mem_left_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	unsigned long kb, left = 0;
+	char line[128];
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemFree: %lu kB", &kb) == 1 ||
+		    sscanf(line, "SwapFree: %lu kB", &kb) == 1)
+			left += kb;
+	fclose(f);
+	return left;
+}
+
+/* Page i: 32 bytes from @seed and i, then zeros (zram compresses it). */
+static void fill_page(volatile unsigned char *p, size_t i, unsigned int seed)
+{
+	for (size_t k = 0; k < 32; k++)
+		p[k] = (unsigned char)(seed * 31 + i * 7 + k * 13);
+	for (size_t k = 32; k < PAGE; k++)
+		p[k] = 0;
+}
+
+static int page_ok(const volatile unsigned char *p, size_t i, unsigned int seed)
+{
+	for (size_t k = 0; k < 32; k++)
+		if (p[k] != (unsigned char)(seed * 31 + i * 7 + k * 13))
+			return 0;
+	for (size_t k = 32; k < PAGE; k++)
+		if (p[k])
+			return 0;
+	return 1;
+}
+
+/*
+ * Eat memory in chunks until the space has been paged out enough, or
+ * memory is nearly gone; the chunks stay until the child exits.
+ */
+static void hog(int fd, uint64_t enough)
+{
+	struct upage_stats st;
+	size_t total = 0;
+
+	/* If the OOM killer must choose, it chooses the hog. */
+	int adj = open("/proc/self/oom_score_adj", O_WRONLY);
+
+	if (adj >= 0) {
+		if (write(adj, "1000", 4) != 4)
+			_exit(3);
+		close(adj);
+	}
+	for (;;) {
+		char *c = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (c == MAP_FAILED)
+			_exit(2);
+		for (size_t k = 0; k < CHUNK; k += PAGE)
+			c[k] = 1;
+		total += CHUNK;
+		memset(&st, 0, sizeof(st));
+		if (upage_stats(fd, &st))
+			_exit(2);
+		if (st.out_shrinker_evictions + st.out_reclaims >= enough)
+			_exit(0);
+		if (mem_left_kb() < FLOOR_KB)
+			_exit(1);
+	}
+}
+
+FIXTURE(pressure) {
+	int fd;
+};
+
+FIXTURE_SETUP(pressure)
+{
+	upage_open_or_skip(self->fd);
+}
+
+FIXTURE_TEARDOWN(pressure)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/*
+ * A quarter of the space is lazily freed, the rest opted in for page-out:
+ * under pressure the lazy quarter reads zeros once reclaimed, the rest
+ * keeps every byte. Filling the guest's memory takes minutes on the
+ * debug kernel under TCG.
+ */
+TEST_F_TIMEOUT(pressure, memory_pressure_pages_out_opted_in_space, 280)
+{
+	struct upage_stats st;
+	volatile unsigned char *p;
+	uint64_t done = 0;
+	int fd = self->fd, status, swap;
+	size_t i, zero = 0, bad = 0;
+	pid_t pid;
+
+	upage_require_cmd(fd, UPAGE_CMD_STORE);
+	swap = zram_swap();
+	TH_LOG("swap on zram: %s", swap ? "yes" : "no");
+	upage_resize_ok(fd, SLOTS);
+	p = upage_map(fd, 0, SLOTS, MAP_SHARED);
+	ASSERT_NE(NULL, p);
+	for (i = 0; i < SLOTS; i++)
+		fill_page(p + i * PAGE, i, 5);
+	ASSERT_EQ(0, upage_set_store(fd, -1, 0, UPAGE_STORE_RECLAIM));
+	ASSERT_EQ(0, upage_lazy_free(fd, 0, SLOTS / 4, &done));
+	ASSERT_EQ(SLOTS / 4, done);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		hog(fd, SLOTS / 2);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	memset(&st, 0, sizeof(st));
+	ASSERT_EQ(0, upage_stats(fd, &st));
+	TH_LOG("hog: %s %d; shrinker evictions %llu, reclaims %llu",
+	       WIFEXITED(status) ? "exit" : "signal",
+	       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+	       (unsigned long long)st.out_shrinker_evictions,
+	       (unsigned long long)st.out_reclaims);
+	/* Stopped by enough reclaim, by the floor, or by the OOM killer. */
+	EXPECT_TRUE((WIFEXITED(status) && WEXITSTATUS(status) <= 1) ||
+		    (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+	EXPECT_LT(0, st.out_shrinker_evictions);
+	EXPECT_LT(0, st.out_reclaims);
+
+	for (i = 0; i < SLOTS; i++) {
+		struct upage_slot_info si = upage_slot(fd, i);
+
+		if (i < SLOTS / 4 && (si.state & UPAGE_SLOT_RECLAIMED)) {
+			zero++;
+			for (size_t k = 0; k < PAGE; k++)
+				bad += p[i * PAGE + k] != 0;
+		} else {
+			bad += !page_ok(p + i * PAGE, i, 5);
+		}
+	}
+	TH_LOG("%zu lazily freed pages reclaimed", zero);
+	EXPECT_EQ(st.out_reclaims, zero);
+	EXPECT_EQ(0, bad);
+	munmap((void *)p, SLOTS * PAGE);
+}
+
+TEST_HARNESS_MAIN
