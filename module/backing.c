@@ -157,6 +157,7 @@ void upage_backing_forget(struct upage_space *space,
 	upage_store_release(space, frame);
 	spin_lock(&space->table_lock);
 	frame->reclaimed = true;
+	frame->written = space->track_gen;	/* now zeros: a change */
 	spin_unlock(&space->table_lock);
 }
 
@@ -351,6 +352,9 @@ void upage_frame_drop(struct upage_space *space, struct upage_frame *frame)
 	lockdep_assert_held(&space->lock);
 	frame->stored = false;
 	frame->reclaimed = true;
+	spin_lock(&space->table_lock);
+	frame->written = space->track_gen;	/* now zeros: a change */
+	spin_unlock(&space->table_lock);
 	upage_frame_set_page(space, frame, NULL);
 	unlock_page(page);
 	upage_free_frame_page(page);

@@ -392,6 +392,9 @@ static void upage_edit_commit(struct upage_edit_ctx *ctx)
 		struct upage_slot *slot = &space->slots[ctx->undo[i].idx];
 
 		slot->flags &= ~UPAGE_SLOT_F_EDITED;
+		if (slot->frame != ctx->undo[i].old.frame &&
+		    (slot->flags & UPAGE_SLOT_F_TRACKED))
+			slot->flags |= UPAGE_SLOT_F_DIRTY;	/* track.c */
 		if (slot->frame && slot->frame != ctx->undo[i].old.frame)
 			upage_frame_get(slot->frame);
 	}

@@ -5,6 +5,7 @@
  * "__u32 size; __u32 flags;" and grows at its end (see the DOC block of
  * uapi/linux/upage.h for the rules and errnos).
  */
+#include <linux/bitmap.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/sched.h>
@@ -21,7 +22,8 @@
 	 UPAGE_FEATURE_SWAP | UPAGE_FEATURE_PROTECT |                     \
 	 UPAGE_FEATURE_QUERY_BY_ADDR | UPAGE_FEATURE_DISCARD |            \
 	 UPAGE_FEATURE_EVICT | UPAGE_FEATURE_STORE | UPAGE_FEATURE_PIN |       \
-	 UPAGE_FEATURE_LAZY_FREE | UPAGE_FEATURE_RECLAIM)
+	 UPAGE_FEATURE_LAZY_FREE | UPAGE_FEATURE_RECLAIM |                 \
+	 UPAGE_FEATURE_TRACK)
 
 struct upage_ucmd {
 	struct file *file;
@@ -218,6 +220,10 @@ static int upage_ioctl_stats(struct upage_ucmd *ucmd)
 	cmd->out_reclaims = atomic64_read(&space->stats.reclaims);
 	cmd->out_shrinker_evictions =
 		atomic64_read(&space->stats.shrinker_evictions);
+	cmd->out_tracked_writes = atomic64_read(&space->stats.tracked_writes);
+	cmd->out_traps = atomic64_read(&space->stats.traps);
+	cmd->out_traps_resolved = atomic64_read(&space->stats.traps_resolved);
+	cmd->out_traps_timed_out = atomic64_read(&space->stats.traps_timed_out);
 	return upage_ucmd_respond(ucmd, sizeof(*cmd));
 }
 
@@ -270,6 +276,56 @@ static int upage_ioctl_store(struct upage_ucmd *ucmd)
 				       cmd->flags);
 }
 
+static int upage_ioctl_track(struct upage_ucmd *ucmd)
+{
+	struct upage_track *cmd = ucmd->cmd;
+
+	if (cmd->flags || cmd->__reserved)
+		return -EOPNOTSUPP;
+	return upage_track(ucmd->space, cmd->op, cmd->first, cmd->n);
+}
+
+static int upage_ioctl_dirty(struct upage_ucmd *ucmd)
+{
+	struct upage_dirty *cmd = ucmd->cmd;
+	bool clear = cmd->flags & UPAGE_DIRTY_CLEAR;
+	unsigned long *bitmap;
+	size_t words;
+	u64 *out;
+	int ret;
+
+	if (cmd->flags & ~UPAGE_DIRTY_FLAGS_ALL)
+		return -EOPNOTSUPP;
+	/* Bounded before allocating; the range is checked under the lock. */
+	if (!cmd->n || cmd->n > READ_ONCE(upage_max_space_pages))
+		return -EINVAL;
+	words = DIV_ROUND_UP(cmd->n, 64);
+	bitmap = bitmap_zalloc(cmd->n, GFP_KERNEL_ACCOUNT);
+	out = kvmalloc_array(words, sizeof(*out), GFP_KERNEL_ACCOUNT);
+	if (!bitmap || !out) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	ret = upage_dirty(ucmd->space, cmd->first, cmd->n, clear, bitmap,
+			  &cmd->out_dirty);
+	if (ret)
+		goto out_free;
+	bitmap_to_arr64(out, bitmap, cmd->n);
+	if (copy_to_user(u64_to_user_ptr(cmd->bitmap), out,
+			 words * sizeof(*out)) ||
+	    upage_ucmd_respond(ucmd, sizeof(*cmd))) {
+		/* The report is lost: lose no write with it. */
+		if (clear)
+			upage_track_undo_clear(ucmd->space, cmd->first, cmd->n,
+					       bitmap);
+		ret = -EFAULT;
+	}
+out_free:
+	kvfree(out);
+	bitmap_free(bitmap);
+	return ret;
+}
+
 union upage_ucmd_buffer {
 	struct upage_api api;
 	struct upage_resize resize;
@@ -278,6 +334,8 @@ union upage_ucmd_buffer {
 	struct upage_stats stats;
 	struct upage_residency residency;
 	struct upage_store store;
+	struct upage_track track;
+	struct upage_dirty dirty;
 };
 
 struct upage_ioctl_op {
@@ -312,6 +370,9 @@ static const struct upage_ioctl_op upage_ioctl_ops[] = {
 		       struct upage_residency, out_frames),
 	UPAGE_IOCTL_OP(UPAGE_STORE, upage_ioctl_store, struct upage_store,
 		       offset),
+	UPAGE_IOCTL_OP(UPAGE_TRACK, upage_ioctl_track, struct upage_track, n),
+	UPAGE_IOCTL_OP(UPAGE_DIRTY, upage_ioctl_dirty, struct upage_dirty,
+		       out_dirty),
 };
 
 static int upage_ioctl_api(struct upage_ucmd *ucmd)

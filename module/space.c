@@ -86,6 +86,7 @@ struct upage_space *upage_space_create(void)
 	init_waitqueue_head(&space->claim_wq);
 	ida_init(&space->store_ida);
 	space->inode = inode;
+	space->track_gen = 1;
 	space->id = atomic64_inc_return(&upage_space_ids);
 	upage_reclaim_add(space);
 	return space;
@@ -142,7 +143,9 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	frame->lazy = false;
 	frame->reclaimed = false;
 	frame->used = true;
+	frame->marked = false;
 	frame->store_off = -1;
+	frame->written = 0;
 	frame->id = ++space->next_frame_id;
 	space->nr_frames++;
 	space->nr_resident++;
@@ -543,6 +546,13 @@ void upage_space_written(struct upage_space *space, pgoff_t idx,
 	spin_lock(&space->table_lock);
 	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
 	if (frame && frame->page == page) {
+		struct upage_slot *slot = &space->slots[idx];
+
+		/* Write tracking (track.c): record it on the frame. */
+		if ((slot->flags & UPAGE_SLOT_F_TRACKED) &&
+		    frame->written <= slot->armed)
+			atomic64_inc(&space->stats.tracked_writes);
+		frame->written = space->track_gen;
 		if (frame->lazy) {
 			frame->lazy = false;
 			space->nr_lazy--;
@@ -669,14 +679,24 @@ int upage_space_query(struct upage_space *space, u64 first, u64 n,
 
 		memset(&info[i], 0, sizeof(info[i]));
 		info[i].prot = slot->prot;
+		if (slot->flags & UPAGE_SLOT_F_TRACKED)
+			info[i].state |= UPAGE_SLOT_TRACKED;
+		spin_lock(&space->table_lock);
+		if (upage_slot_dirty(slot))
+			info[i].state |= UPAGE_SLOT_DIRTY;
+		spin_unlock(&space->table_lock);
+		if (slot->flags & UPAGE_SLOT_F_TRAP_READ)
+			info[i].state |= UPAGE_SLOT_TRAP_READ;
+		if (slot->flags & UPAGE_SLOT_F_TRAP_WRITE)
+			info[i].state |= UPAGE_SLOT_TRAP_WRITE;
 		if (!frame)
 			continue;
 		info[i].frame_id = frame->id;
 		info[i].nr_aliases = frame->nr_slots;
 		if (frame->page)
-			info[i].state = UPAGE_SLOT_RESIDENT;
+			info[i].state |= UPAGE_SLOT_RESIDENT;
 		else if (!frame->reclaimed)
-			info[i].state = UPAGE_SLOT_EVICTED;
+			info[i].state |= UPAGE_SLOT_EVICTED;
 		if (frame->lazy)
 			info[i].state |= UPAGE_SLOT_LAZY;
 		if (frame->reclaimed)

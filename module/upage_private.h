@@ -26,7 +26,10 @@
  * lock holders may read them; @used is set by the fault path and cleared
  * by the shrinker, without locks (it is a hint).
  * @claimed changes under both space locks, @parked under table_lock, and
- * both are read under table_lock (see "Claims" in space.c). @id is
+ * both are read under table_lock (see "Claims" in space.c). @written
+ * (the space's track_gen at the frame's last recorded write, track.c) is
+ * set under table_lock; @marked is scratch for track.c under space->lock.
+ * @id is
  * immutable. Frames are reached through the slot table under either
  * space lock.
  */
@@ -40,22 +43,31 @@ struct upage_frame {
 	bool lazy;		/* UPAGE_RES_LAZY_FREE, not written since */
 	bool reclaimed;		/* lazy and dropped: zeros until written */
 	bool used;		/* faulted in since the shrinker last looked */
+	bool marked;		/* track.c: an alias of an armed slot */
 	long store_off;		/* page of the store, -1: none */
+	u64 written;
 	u64 id;
 };
 
 /* Bits of upage_slot.flags. */
 #define UPAGE_SLOT_F_COW	BIT(0)	/* copy-on-write alias of its frame */
 #define UPAGE_SLOT_F_EDITED	BIT(1)	/* in the running edit's undo log */
+#define UPAGE_SLOT_F_TRACKED	BIT(2)	/* UPAGE_TRACK_START */
+#define UPAGE_SLOT_F_DIRTY	BIT(3)	/* tracked, and given another frame */
+#define UPAGE_SLOT_F_TRAP_READ	BIT(4)	/* UPAGE_TRAP_READ: every access */
+#define UPAGE_SLOT_F_TRAP_WRITE	BIT(5)	/* UPAGE_TRAP_WRITE */
+#define UPAGE_SLOT_F_TRAPS	(UPAGE_SLOT_F_TRAP_READ | UPAGE_SLOT_F_TRAP_WRITE)
 
 /*
  * One slot of the table: protected by space->lock and space->table_lock
- * (writers hold both). @prot is an enum upage_prot.
+ * (writers hold both). @prot is an enum upage_prot. @armed is the
+ * space's track_gen when a tracked slot was last armed (track.c).
  */
 struct upage_slot {
 	struct upage_frame *frame;	/* NULL: a hole */
 	u32 prot;
 	u32 flags;
+	u64 armed;
 };
 
 struct upage_counters {
@@ -70,6 +82,10 @@ struct upage_counters {
 	atomic64_t bytes_read;
 	atomic64_t reclaims;
 	atomic64_t shrinker_evictions;
+	atomic64_t tracked_writes;
+	atomic64_t traps;
+	atomic64_t traps_resolved;
+	atomic64_t traps_timed_out;
 };
 
 /*
@@ -103,6 +119,8 @@ struct upage_counters {
  * @lazy_next (where the reclaim work and the shrinker go on) are protected
  * by @lock; @node by the list's lock. @reclaim_target counts the frames the
  * shrinker asked @reclaim_work to page out.
+ *
+ * @track_gen (track.c) is the write generation, under @table_lock.
  */
 struct upage_space {
 	struct mutex lock;		/* serialises table changes */
@@ -129,6 +147,7 @@ struct upage_space {
 	atomic_long_t reclaim_target;
 	struct work_struct reclaim_work;
 	struct list_head node;
+	u64 track_gen;
 	u64 id;
 	struct upage_counters stats;
 };
@@ -225,6 +244,16 @@ int upage_frame_evict_locked(struct upage_space *space,
 void upage_frame_drop(struct upage_space *space, struct upage_frame *frame);
 void upage_backing_forget(struct upage_space *space,
 			  struct upage_frame *frame);
+
+/* track.c */
+int upage_track(struct upage_space *space, u32 op, u64 first, u64 n);
+int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
+		unsigned long *bitmap, u64 *nr_dirty);
+void upage_track_undo_clear(struct upage_space *space, u64 first, u64 n,
+			    const unsigned long *bitmap);
+bool upage_slot_dirty(struct upage_slot *slot);
+void upage_space_fence(struct upage_space *space, u64 first, u64 n);
+void upage_space_wrprotect(struct upage_space *space, u64 first, u64 n);
 
 /* reclaim.c */
 int upage_reclaim_init(void);

@@ -162,6 +162,47 @@ UPAGE_EXPORT int upage_set_store(int fd, int store_fd, uint64_t offset,
 	return upage_ioctl(fd, UPAGE_STORE, &cmd);
 }
 
+static int upage_track_op(int fd, uint32_t op, uint64_t first, uint64_t n)
+{
+	struct upage_track cmd = {
+		.size = sizeof(cmd),
+		.op = op,
+		.first = first,
+		.n = n,
+	};
+
+	return upage_ioctl(fd, UPAGE_TRACK, &cmd);
+}
+
+UPAGE_EXPORT int upage_track_start(int fd, uint64_t first, uint64_t n)
+{
+	return upage_track_op(fd, UPAGE_TRACK_START, first, n);
+}
+
+UPAGE_EXPORT int upage_track_stop(int fd, uint64_t first, uint64_t n)
+{
+	return upage_track_op(fd, UPAGE_TRACK_STOP, first, n);
+}
+
+UPAGE_EXPORT int upage_dirty(int fd, uint64_t first, uint64_t n,
+			     uint64_t *bitmap, uint32_t flags,
+			     uint64_t *nr_dirty)
+{
+	struct upage_dirty cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.first = first,
+		.n = n,
+		.bitmap = (uintptr_t)bitmap,
+	};
+	int ret;
+
+	ret = upage_ioctl(fd, UPAGE_DIRTY, &cmd);
+	if (!ret && nr_dirty)
+		*nr_dirty = cmd.out_dirty;
+	return ret;
+}
+
 UPAGE_EXPORT int upage_query(int fd, uint64_t first, uint64_t n,
 			     struct upage_slot_info *info)
 {

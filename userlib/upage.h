@@ -72,6 +72,22 @@ int upage_lazy_free(int fd, uint64_t first, uint64_t n, uint64_t *done);
  */
 int upage_set_store(int fd, int store_fd, uint64_t offset, uint32_t flags);
 
+/*
+ * UPAGE_TRACK: track writes to slots first..first+n-1, starting clean, or
+ * stop tracking them.
+ */
+int upage_track_start(int fd, uint64_t first, uint64_t n);
+int upage_track_stop(int fd, uint64_t first, uint64_t n);
+
+/*
+ * UPAGE_DIRTY: bit i of @bitmap ((n + 63) / 64 words) is set if slot
+ * first + i was written since it was armed; with @flags
+ * UPAGE_DIRTY_CLEAR the slots reported are re-armed in the same step.
+ * *nr_dirty (if not NULL) gets the number of bits set.
+ */
+int upage_dirty(int fd, uint64_t first, uint64_t n, uint64_t *bitmap,
+		uint32_t flags, uint64_t *nr_dirty);
+
 /* UPAGE_QUERY: the state of slots first..first+n-1 into info[0..n-1]. */
 int upage_query(int fd, uint64_t first, uint64_t n,
 		struct upage_slot_info *info);

@@ -78,6 +78,19 @@ FIXTURE_VARIANT_ADD(abi, store) {
 	.valid_flags = UPAGE_STORE_FLAGS_ALL,
 };
 
+FIXTURE_VARIANT_ADD(abi, track) {
+	.cmd = UPAGE_TRACK, .nr = UPAGE_CMD_TRACK,
+	.size = sizeof(struct upage_track),
+	.min = sizeof(struct upage_track),
+};
+
+FIXTURE_VARIANT_ADD(abi, dirty) {
+	.cmd = UPAGE_DIRTY, .nr = UPAGE_CMD_DIRTY,
+	.size = sizeof(struct upage_dirty),
+	.min = sizeof(struct upage_dirty),
+	.valid_flags = UPAGE_DIRTY_FLAGS_ALL,
+};
+
 FIXTURE_SETUP(abi)
 {
 	self->buf = NULL;
@@ -115,6 +128,8 @@ static void valid_arg(FIXTURE_DATA(abi) *self,
 		struct upage_stats stats;
 		struct upage_residency residency;
 		struct upage_store store;
+		struct upage_track track;
+		struct upage_dirty dirty;
 	} u;
 
 	memset(&u, 0, sizeof(u));
@@ -139,6 +154,14 @@ static void valid_arg(FIXTURE_DATA(abi) *self,
 		break;
 	case UPAGE_CMD_STORE:
 		u.store.fd = -1;	/* the module's own store */
+		break;
+	case UPAGE_CMD_TRACK:
+		u.track.op = UPAGE_TRACK_START;
+		u.track.n = 1;
+		break;
+	case UPAGE_CMD_DIRTY:
+		u.dirty.n = 1;
+		u.dirty.bitmap = (uintptr_t)self->info;
 		break;
 	}
 	u.api.size = size;
@@ -381,7 +404,7 @@ FIXTURE_VARIANT_ADD(unknown_ioctl, nr_0xff) {
 };
 
 FIXTURE_VARIANT_ADD(unknown_ioctl, nr_after_last) {
-	.cmd = _IO(UPAGE_TYPE, UPAGE_CMD_STORE + 1),
+	.cmd = _IO(UPAGE_TYPE, UPAGE_CMD_RESOLVE + 1),
 };
 
 FIXTURE_VARIANT_ADD(unknown_ioctl, foreign_type_0xbb) {

@@ -56,6 +56,10 @@ enum {
 	UPAGE_CMD_STATS,
 	UPAGE_CMD_RESIDENCY,
 	UPAGE_CMD_STORE,
+	UPAGE_CMD_TRACK,
+	UPAGE_CMD_DIRTY,
+	UPAGE_CMD_TRAP,
+	UPAGE_CMD_RESOLVE,
 };
 
 /* The interface version reported by UPAGE_API. */
@@ -78,6 +82,8 @@ enum {
 #define UPAGE_FEATURE_PIN		(1ULL << 9)	/* UPAGE_RES_PIN, _UNPIN */
 #define UPAGE_FEATURE_LAZY_FREE		(1ULL << 10)	/* UPAGE_RES_LAZY_FREE */
 #define UPAGE_FEATURE_RECLAIM		(1ULL << 11)	/* UPAGE_STORE_RECLAIM */
+#define UPAGE_FEATURE_TRACK		(1ULL << 12)	/* UPAGE_TRACK, UPAGE_DIRTY */
+#define UPAGE_FEATURE_TRAP		(1ULL << 13)	/* UPAGE_TRAP, UPAGE_RESOLVE */
 
 /**
  * struct upage_api - ioctl(UPAGE_API)
@@ -246,6 +252,10 @@ struct upage_edit {
 #define UPAGE_SLOT_PINNED	(1U << 3)	/* frame pinned (UPAGE_RES_PIN) */
 #define UPAGE_SLOT_LAZY		(1U << 4)	/* lazily freed, not written since */
 #define UPAGE_SLOT_RECLAIMED	(1U << 5)	/* lazily freed and reclaimed */
+#define UPAGE_SLOT_TRACKED	(1U << 6)	/* writes tracked (UPAGE_TRACK) */
+#define UPAGE_SLOT_DIRTY	(1U << 7)	/* tracked, and written since armed */
+#define UPAGE_SLOT_TRAP_READ	(1U << 8)	/* every access trapped */
+#define UPAGE_SLOT_TRAP_WRITE	(1U << 9)	/* writes trapped */
 
 /**
  * struct upage_slot_info - what UPAGE_QUERY reports of one slot
@@ -322,6 +332,11 @@ struct upage_query {
  *	shrinker, UPAGE_RES_EVICT, or UPAGE_RES_LAZY_FREE of an evicted frame)
  * @out_shrinker_evictions: frames the shrinker paged out (also counted in
  *	@out_evictions)
+ * @out_tracked_writes: first writes to tracked slots recorded (UPAGE_TRACK)
+ * @out_traps: trap events queued (UPAGE_TRAP)
+ * @out_traps_resolved: faulting threads let go by UPAGE_RESOLVE
+ * @out_traps_timed_out: faulting threads whose wait ended in SIGBUS
+ *	without a resolve: the timeout, or the handler gone
  *
  * Counters of the space since it was opened. Fields up to @out_batches are
  * the first version of the struct.
@@ -342,6 +357,10 @@ struct upage_stats {
 	__aligned_u64 out_bytes_read;
 	__aligned_u64 out_reclaims;
 	__aligned_u64 out_shrinker_evictions;
+	__aligned_u64 out_tracked_writes;
+	__aligned_u64 out_traps;
+	__aligned_u64 out_traps_resolved;
+	__aligned_u64 out_traps_timed_out;
 };
 
 #define UPAGE_STATS _IO(UPAGE_TYPE, UPAGE_CMD_STATS)
@@ -476,5 +495,86 @@ struct upage_store {
 };
 
 #define UPAGE_STORE _IO(UPAGE_TYPE, UPAGE_CMD_STORE)
+
+/**
+ * enum upage_track_op - the operations of struct upage_track
+ * @UPAGE_TRACK_START: track writes to the slots, starting clean
+ * @UPAGE_TRACK_STOP: stop tracking them and forget what was recorded
+ */
+enum upage_track_op {
+	UPAGE_TRACK_START = 1,
+	UPAGE_TRACK_STOP = 2,
+};
+
+/**
+ * struct upage_track - ioctl(UPAGE_TRACK)
+ * @size: sizeof(struct upage_track)
+ * @flags: must be 0
+ * @op: an enum upage_track_op
+ * @__reserved: must be 0
+ * @first: the first slot
+ * @n: the number of slots, at least 1
+ *
+ * Write tracking. A tracked slot is *armed* when tracking starts and each
+ * time UPAGE_DIRTY collects it with UPAGE_DIRTY_CLEAR; it is *dirty* once
+ * its contents may have changed since then:
+ *
+ * - a write through a shared mapping of the space, in any process, to the
+ *   slot's frame, through this slot or through any alias of it (the frame's
+ *   contents changed, whichever address wrote them), or by the kernel on
+ *   behalf of one (write(2) into the mapping, O_DIRECT reads, ...);
+ * - an edit that gave the slot another frame or made it a hole (ALIAS,
+ *   ALIAS_COW, MOVE, SWAP, DISCARD, a shrink, UPAGE_RESOLVE of a trap);
+ * - the module's reclaim of a lazily freed frame, which now reads zeros.
+ *
+ * Eviction, page-in, pinning and protection changes are not writes. Writes
+ * to a MAP_PRIVATE mapping change the process's own copy, not the frame,
+ * and are not recorded. Only the first write after arming costs a fault:
+ * arming write-protects the slot's page (and its aliases') in every
+ * mapping.
+ */
+struct upage_track {
+	__u32 size;
+	__u32 flags;
+	__u32 op;
+	__u32 __reserved;
+	__aligned_u64 first;
+	__aligned_u64 n;
+};
+
+#define UPAGE_TRACK _IO(UPAGE_TYPE, UPAGE_CMD_TRACK)
+
+/* Flags of struct upage_dirty. */
+#define UPAGE_DIRTY_CLEAR	(1U << 0)
+#define UPAGE_DIRTY_FLAGS_ALL	UPAGE_DIRTY_CLEAR
+
+/**
+ * struct upage_dirty - ioctl(UPAGE_DIRTY)
+ * @size: sizeof(struct upage_dirty)
+ * @flags: UPAGE_DIRTY_CLEAR: re-arm the slots reported, in the same step
+ * @first: the first slot
+ * @n: the number of slots, at least 1
+ * @bitmap: user pointer to (n + 63) / 64 __u64 words; bit i % 64 of word
+ *	i / 64 is set if slot first + i is dirty, cleared otherwise (and for
+ *	slots that are not tracked)
+ * @out_dirty: how many bits were set
+ *
+ * Collects the dirty state of tracked slots (see UPAGE_TRACK). With
+ * UPAGE_DIRTY_CLEAR, collecting and re-arming are one step: a write that
+ * completes after the call returns is reported by a later call, and one
+ * that completed before it by this call (a write racing with the call may
+ * be reported by both). EFAULT: @bitmap is not writable; the slots stay
+ * dirty.
+ */
+struct upage_dirty {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 first;
+	__aligned_u64 n;
+	__aligned_u64 bitmap;
+	__aligned_u64 out_dirty;
+};
+
+#define UPAGE_DIRTY _IO(UPAGE_TYPE, UPAGE_CMD_DIRTY)
 
 #endif /* _UAPI_LINUX_UPAGE_H */
