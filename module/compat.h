@@ -93,4 +93,17 @@ static inline void upage_shrinker_destroy(struct shrinker *shrinker)
 }
 #endif
 
+/* The lock a fault holds: the VMA's (6.4+) or mmap_lock. */
+#ifdef UPAGE_HAVE_RELEASE_FAULT_LOCK
+static inline void upage_release_fault_lock(struct vm_fault *vmf)
+{
+	release_fault_lock(vmf);
+}
+#else
+static inline void upage_release_fault_lock(struct vm_fault *vmf)
+{
+	mmap_read_unlock(vmf->vma->vm_mm);
+}
+#endif
+
 #endif /* UPAGE_COMPAT_H */

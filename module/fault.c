@@ -51,15 +51,54 @@ static bool upage_access_ok(struct vm_fault *vmf, struct upage_slot_state *state
 	return true;
 }
 
+/*
+ * Whether the access of kind @access must wait on the slot's trap: not if
+ * this thread's pass (@passed, given under traps @pass_seq) lets it go.
+ */
+static bool upage_trapped(struct upage_slot_state *state, u32 access,
+			  bool passed, unsigned long pass_seq)
+{
+	if (!state->trap || !upage_trap_catches(state->trap, access))
+		return false;
+	return !passed || state->trap_seq != pass_seq;
+}
+
+/* Drop the page reference (and lock) a lookup gave. */
+static void upage_state_put(struct upage_slot_state *state)
+{
+	if (!state->page)
+		return;
+	if (state->locked)
+		unlock_page(state->page);
+	put_page(state->page);
+	state->page = NULL;
+}
+
 static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 {
 	struct upage_space *space = vmf->vma->vm_file->private_data;
 	bool write = (vmf->flags & FAULT_FLAG_WRITE) &&
 		     upage_vma_shared(vmf->vma);
+	u32 access = vmf->flags & FAULT_FLAG_WRITE ? UPAGE_TRAP_WRITE :
+						     UPAGE_TRAP_READ;
 	struct upage_slot_state state;
+	unsigned long pass_seq = 0;
+	bool passed = false;
+	vm_fault_t trapped;
 	int ret;
 
 	atomic64_inc(&space->stats.faults);
+	/*
+	 * A retry after a wait on a trap: its answer. A shared write keeps
+	 * its pass for .page_mkwrite (trap.c).
+	 */
+	switch (upage_trap_ticket(space, vmf->pgoff, write, &pass_seq)) {
+	case UPAGE_WAIT_SIGBUS:
+		return VM_FAULT_SIGBUS;
+	case UPAGE_WAIT_PASS:
+		passed = true;
+		break;
+	}
 	for (;;) {
 		upage_space_lookup(space, vmf->pgoff, &state);
 		if (state.beyond_end)
@@ -72,6 +111,14 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 		}
 		if (!upage_access_ok(vmf, &state))
 			goto out_segv;
+		if (upage_trapped(&state, access, passed, pass_seq)) {
+			upage_state_put(&state);
+			/* Waits, then retries the fault; 0: lifted meanwhile. */
+			trapped = upage_trap_fault(vmf, access);
+			if (trapped)
+				return trapped;
+			continue;
+		}
 		if (state.evicted) {
 			ret = upage_space_page_in(space, vmf->pgoff);
 			if (ret)
@@ -94,6 +141,8 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 				goto retry;
 			if (!upage_access_ok(vmf, &state))
 				goto out_segv;
+			if (upage_trapped(&state, access, passed, pass_seq))
+				goto retry;
 		}
 		if (write && state.cow) {
 			/*
@@ -117,11 +166,7 @@ retry:
 	}
 
 out_segv:
-	if (state.page) {
-		if (state.locked)
-			unlock_page(state.page);
-		put_page(state.page);
-	}
+	upage_state_put(&state);
 	return VM_FAULT_SIGSEGV;
 }
 
@@ -156,6 +201,16 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 	if (state.prot != UPAGE_PROT_RW) {
 		unlock_page(page);
 		return VM_FAULT_SIGSEGV;
+	}
+	if (state.trap && upage_trap_catches(state.trap, UPAGE_TRAP_WRITE) &&
+	    !upage_trap_mkwrite_pass(space, vmf->pgoff, state.trap_seq)) {
+		/*
+		 * A trapped write: the wait needs .fault, which may drop the
+		 * mmap lock. Unmap the slot; the write faults there.
+		 */
+		unlock_page(page);
+		upage_space_unmap(space, vmf->pgoff, 1);
+		return VM_FAULT_NOPAGE;
 	}
 	if (state.cow) {
 		/*

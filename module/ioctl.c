@@ -23,7 +23,7 @@
 	 UPAGE_FEATURE_QUERY_BY_ADDR | UPAGE_FEATURE_DISCARD |            \
 	 UPAGE_FEATURE_EVICT | UPAGE_FEATURE_STORE | UPAGE_FEATURE_PIN |       \
 	 UPAGE_FEATURE_LAZY_FREE | UPAGE_FEATURE_RECLAIM |                 \
-	 UPAGE_FEATURE_TRACK)
+	 UPAGE_FEATURE_TRACK | UPAGE_FEATURE_TRAP)
 
 struct upage_ucmd {
 	struct file *file;
@@ -326,6 +326,30 @@ out_free:
 	return ret;
 }
 
+static int upage_ioctl_trap(struct upage_ucmd *ucmd)
+{
+	struct upage_trap *cmd = ucmd->cmd;
+
+	if (cmd->flags & ~UPAGE_TRAP_FLAGS_ALL)
+		return -EOPNOTSUPP;
+	return upage_trap_set(ucmd->space, cmd->first, cmd->n, cmd->access,
+			      cmd->flags, cmd->timeout_ms);
+}
+
+static int upage_ioctl_resolve(struct upage_ucmd *ucmd)
+{
+	struct upage_resolve *cmd = ucmd->cmd;
+	int ret;
+
+	if ((cmd->flags & ~UPAGE_RESOLVE_FLAGS_ALL) || cmd->__reserved)
+		return -EOPNOTSUPP;
+	ret = upage_trap_resolve(ucmd->space, cmd->action, cmd->flags,
+				 cmd->first, cmd->n, cmd->src, &cmd->out_woken);
+	if (ret)
+		return ret;
+	return upage_ucmd_respond(ucmd, sizeof(*cmd));
+}
+
 union upage_ucmd_buffer {
 	struct upage_api api;
 	struct upage_resize resize;
@@ -336,6 +360,8 @@ union upage_ucmd_buffer {
 	struct upage_store store;
 	struct upage_track track;
 	struct upage_dirty dirty;
+	struct upage_trap trap;
+	struct upage_resolve resolve;
 };
 
 struct upage_ioctl_op {
@@ -373,6 +399,10 @@ static const struct upage_ioctl_op upage_ioctl_ops[] = {
 	UPAGE_IOCTL_OP(UPAGE_TRACK, upage_ioctl_track, struct upage_track, n),
 	UPAGE_IOCTL_OP(UPAGE_DIRTY, upage_ioctl_dirty, struct upage_dirty,
 		       out_dirty),
+	UPAGE_IOCTL_OP(UPAGE_TRAP, upage_ioctl_trap, struct upage_trap,
+		       timeout_ms),
+	UPAGE_IOCTL_OP(UPAGE_RESOLVE, upage_ioctl_resolve,
+		       struct upage_resolve, out_woken),
 };
 
 static int upage_ioctl_api(struct upage_ucmd *ucmd)

@@ -39,10 +39,20 @@ static int upage_fops_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/* Any close of a descriptor of the space, and exit: the trap handler's? */
+static int upage_fops_flush(struct file *file, fl_owner_t id)
+{
+	upage_trap_flush(file->private_data, id);
+	return 0;
+}
+
 static const struct file_operations upage_fops = {
 	.owner = THIS_MODULE,
 	.open = upage_fops_open,
 	.release = upage_fops_release,
+	.flush = upage_fops_flush,
+	.read = upage_trap_read,
+	.poll = upage_trap_poll,
 	.mmap = upage_mmap,
 	.unlocked_ioctl = upage_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,

@@ -87,6 +87,7 @@ struct upage_space *upage_space_create(void)
 	ida_init(&space->store_ida);
 	space->inode = inode;
 	space->track_gen = 1;
+	upage_trap_init(space);
 	space->id = atomic64_inc_return(&upage_space_ids);
 	upage_reclaim_add(space);
 	return space;
@@ -365,6 +366,7 @@ void upage_space_destroy(struct upage_space *space)
 	mutex_unlock(&space->lock);
 
 	upage_backing_destroy(space);
+	upage_trap_destroy(space);
 	kvfree(space->slots);
 	iput(space->inode);
 	kfree(space);
@@ -493,6 +495,8 @@ void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 	slot = &space->slots[idx];
 	state->prot = slot->prot;
 	state->cow = slot->flags & UPAGE_SLOT_F_COW;
+	state->trap = slot->flags & UPAGE_SLOT_F_TRAPS;
+	state->trap_seq = space->trap_seq;
 	if (slot->frame && slot->frame->claimed) {
 		/* No reference while a claimer counts them: wait (above). */
 		state->claimed = true;
@@ -528,6 +532,8 @@ bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
 		same = slot->frame && slot->frame->page == page;
 		state->prot = slot->prot;
 		state->cow = slot->flags & UPAGE_SLOT_F_COW;
+		state->trap = slot->flags & UPAGE_SLOT_F_TRAPS;
+		state->trap_seq = space->trap_seq;
 	}
 	spin_unlock(&space->table_lock);
 	return same;

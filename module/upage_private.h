@@ -121,6 +121,11 @@ struct upage_counters {
  * shrinker asked @reclaim_work to page out.
  *
  * @track_gen (track.c) is the write generation, under @table_lock.
+ *
+ * Traps (trap.c): @trap_queue (events not read yet), @trap_read (read,
+ * not answered), @trap_tickets, @trap_seq, @trap_owner (the handler's
+ * files) and @trap_orphaned are protected by @table_lock. Faulting
+ * threads sleep on @trap_wq, readers on @trap_poll.
  */
 struct upage_space {
 	struct mutex lock;		/* serialises table changes */
@@ -148,6 +153,15 @@ struct upage_space {
 	struct work_struct reclaim_work;
 	struct list_head node;
 	u64 track_gen;
+	struct list_head trap_queue;
+	struct list_head trap_read;
+	struct list_head trap_tickets;
+	wait_queue_head_t trap_wq;
+	wait_queue_head_t trap_poll;
+	unsigned long trap_seq;
+	unsigned int trap_timeout_ms;
+	bool trap_orphaned;
+	fl_owner_t trap_owner;
 	u64 id;
 	struct upage_counters stats;
 };
@@ -157,6 +171,8 @@ struct upage_slot_state {
 	struct page *page;	/* with a reference; NULL: hole or evicted */
 	unsigned long claim_seq;
 	u32 prot;
+	u32 trap;		/* UPAGE_SLOT_F_TRAP_* */
+	unsigned long trap_seq;
 	bool cow;
 	bool evicted;
 	bool beyond_end;
@@ -254,6 +270,30 @@ void upage_track_undo_clear(struct upage_space *space, u64 first, u64 n,
 bool upage_slot_dirty(struct upage_slot *slot);
 void upage_space_fence(struct upage_space *space, u64 first, u64 n);
 void upage_space_wrprotect(struct upage_space *space, u64 first, u64 n);
+
+/* trap.c: how a thread's wait on a trap ended */
+enum {
+	UPAGE_WAIT_PENDING,
+	UPAGE_WAIT_PASS,
+	UPAGE_WAIT_SIGBUS,
+};
+
+void upage_trap_init(struct upage_space *space);
+void upage_trap_destroy(struct upage_space *space);
+bool upage_trap_catches(u32 flags, u32 access);
+int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
+		      unsigned long *seq);
+vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access);
+bool upage_trap_mkwrite_pass(struct upage_space *space, pgoff_t idx,
+			     unsigned long trap_seq);
+int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
+		   u32 flags, u32 timeout_ms);
+int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,
+		       u64 first, u64 n, u64 src, u64 *woken);
+ssize_t upage_trap_read(struct file *file, char __user *buf, size_t count,
+			loff_t *ppos);
+__poll_t upage_trap_poll(struct file *file, struct poll_table_struct *pt);
+void upage_trap_flush(struct upage_space *space, fl_owner_t id);
 
 /* reclaim.c */
 int upage_reclaim_init(void);

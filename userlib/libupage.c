@@ -203,6 +203,50 @@ UPAGE_EXPORT int upage_dirty(int fd, uint64_t first, uint64_t n,
 	return ret;
 }
 
+UPAGE_EXPORT int upage_trap(int fd, uint64_t first, uint64_t n,
+			    uint32_t access)
+{
+	struct upage_trap cmd = {
+		.size = sizeof(cmd),
+		.first = first,
+		.n = n,
+		.access = access,
+	};
+
+	return upage_ioctl(fd, UPAGE_TRAP, &cmd);
+}
+
+UPAGE_EXPORT int upage_trap_timeout(int fd, uint32_t timeout_ms)
+{
+	struct upage_trap cmd = {
+		.size = sizeof(cmd),
+		.flags = UPAGE_TRAP_SET_TIMEOUT,
+		.timeout_ms = timeout_ms,
+	};
+
+	return upage_ioctl(fd, UPAGE_TRAP, &cmd);
+}
+
+UPAGE_EXPORT int upage_resolve(int fd, uint64_t first, uint64_t n,
+			       uint32_t action, uint32_t flags,
+			       const void *src, uint64_t *woken)
+{
+	struct upage_resolve cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.action = action,
+		.first = first,
+		.n = n,
+		.src = (uintptr_t)src,
+	};
+	int ret;
+
+	ret = upage_ioctl(fd, UPAGE_RESOLVE, &cmd);
+	if (!ret && woken)
+		*woken = cmd.out_woken;
+	return ret;
+}
+
 UPAGE_EXPORT int upage_query(int fd, uint64_t first, uint64_t n,
 			     struct upage_slot_info *info)
 {

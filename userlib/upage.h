@@ -88,6 +88,25 @@ int upage_track_stop(int fd, uint64_t first, uint64_t n);
 int upage_dirty(int fd, uint64_t first, uint64_t n, uint64_t *bitmap,
 		uint32_t flags, uint64_t *nr_dirty);
 
+/*
+ * UPAGE_TRAP: trap @access (UPAGE_TRAP_READ, UPAGE_TRAP_WRITE, both; 0
+ * lifts) on slots first..first+n-1. Events are read from @fd with read(2)
+ * as struct upage_trap_event.
+ */
+int upage_trap(int fd, uint64_t first, uint64_t n, uint32_t access);
+
+/* UPAGE_TRAP: how long a trapped thread waits before SIGBUS (0: forever). */
+int upage_trap_timeout(int fd, uint32_t timeout_ms);
+
+/*
+ * UPAGE_RESOLVE: answer the threads waiting on slots first..first+n-1 with
+ * @action (enum upage_resolve_action; @src holds n pages for
+ * UPAGE_RESOLVE_COPY); @flags UPAGE_RESOLVE_LIFT lifts the traps too.
+ * *woken (if not NULL) gets the number of threads let go.
+ */
+int upage_resolve(int fd, uint64_t first, uint64_t n, uint32_t action,
+		  uint32_t flags, const void *src, uint64_t *woken);
+
 /* UPAGE_QUERY: the state of slots first..first+n-1 into info[0..n-1]. */
 int upage_query(int fd, uint64_t first, uint64_t n,
 		struct upage_slot_info *info);

@@ -91,6 +91,20 @@ FIXTURE_VARIANT_ADD(abi, dirty) {
 	.valid_flags = UPAGE_DIRTY_FLAGS_ALL,
 };
 
+FIXTURE_VARIANT_ADD(abi, trap) {
+	.cmd = UPAGE_TRAP, .nr = UPAGE_CMD_TRAP,
+	.size = sizeof(struct upage_trap),
+	.min = sizeof(struct upage_trap),
+	.valid_flags = UPAGE_TRAP_FLAGS_ALL,
+};
+
+FIXTURE_VARIANT_ADD(abi, resolve) {
+	.cmd = UPAGE_RESOLVE, .nr = UPAGE_CMD_RESOLVE,
+	.size = sizeof(struct upage_resolve),
+	.min = sizeof(struct upage_resolve),
+	.valid_flags = UPAGE_RESOLVE_FLAGS_ALL,
+};
+
 FIXTURE_SETUP(abi)
 {
 	self->buf = NULL;
@@ -130,6 +144,8 @@ static void valid_arg(FIXTURE_DATA(abi) *self,
 		struct upage_store store;
 		struct upage_track track;
 		struct upage_dirty dirty;
+		struct upage_trap trap;
+		struct upage_resolve resolve;
 	} u;
 
 	memset(&u, 0, sizeof(u));
@@ -162,6 +178,13 @@ static void valid_arg(FIXTURE_DATA(abi) *self,
 	case UPAGE_CMD_DIRTY:
 		u.dirty.n = 1;
 		u.dirty.bitmap = (uintptr_t)self->info;
+		break;
+	case UPAGE_CMD_TRAP:
+		u.trap.n = 1;	/* access 0: lifts the (absent) trap */
+		break;
+	case UPAGE_CMD_RESOLVE:
+		u.resolve.action = UPAGE_RESOLVE_MAP;
+		u.resolve.n = 1;
 		break;
 	}
 	u.api.size = size;

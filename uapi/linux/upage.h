@@ -577,4 +577,139 @@ struct upage_dirty {
 
 #define UPAGE_DIRTY _IO(UPAGE_TYPE, UPAGE_CMD_DIRTY)
 
+/* Access kinds: struct upage_trap.access, struct upage_trap_event.access. */
+#define UPAGE_TRAP_READ		(1U << 0)
+#define UPAGE_TRAP_WRITE	(1U << 1)
+#define UPAGE_TRAP_ACCESS_ALL	(UPAGE_TRAP_READ | UPAGE_TRAP_WRITE)
+
+/* Flags of struct upage_trap. */
+#define UPAGE_TRAP_SET_TIMEOUT	(1U << 0)
+#define UPAGE_TRAP_FLAGS_ALL	UPAGE_TRAP_SET_TIMEOUT
+
+/**
+ * struct upage_trap - ioctl(UPAGE_TRAP)
+ * @size: sizeof(struct upage_trap)
+ * @flags: UPAGE_TRAP_SET_TIMEOUT: also set the space's trap timeout to
+ *	@timeout_ms; with this flag @n may be 0 (only the timeout is set)
+ * @first: the first slot
+ * @n: the number of slots
+ * @access: what to trap on the slots from now on: UPAGE_TRAP_READ (every
+ *	access: a slot that can be written can be read), UPAGE_TRAP_WRITE
+ *	(writes), both, or 0 to lift their traps
+ * @timeout_ms: with UPAGE_TRAP_SET_TIMEOUT, how long a faulting thread
+ *	waits for a resolve before it gets SIGBUS; 0 (the default) waits
+ *	until resolved, the handler goes away, or the thread is killed
+ *
+ * Traps. An access to a trapped slot, through any mapping of the space in
+ * any process, does not complete: the thread's fault queues an event
+ * (struct upage_trap_event) that a handler reads from the space's fd with
+ * read(2) and waits for with poll(2)/epoll, and the thread sleeps, without
+ * holding its mmap lock, until UPAGE_RESOLVE answers the slot. Several
+ * threads faulting on one slot share one event and are resolved together.
+ *
+ * Write traps catch the first write through each mapping of the slot (the
+ * module maps trapped slots read-only); on a MAP_PRIVATE mapping only a
+ * write that is the first access to the page can be trapped, since later
+ * writes copy the page without asking the module. Setting a trap unmaps
+ * (read) or write-protects (write) the slots everywhere. Lifting a trap
+ * lets the threads waiting on those slots go on, as a resolve would.
+ *
+ * A fault that cannot wait (get_user_pages without a lock to drop, as
+ * /proc/pid/mem access by another process) gets SIGBUS (EFAULT for a
+ * syscall) at once, without an event. The handler is the process that
+ * last called read() or poll() on the space: when it closes a descriptor
+ * of the space or exits, waiting threads, and later trapped faults until a
+ * process reads or polls again, get SIGBUS. So do threads whose wait
+ * exceeds the timeout.
+ */
+struct upage_trap {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 first;
+	__aligned_u64 n;
+	__u32 access;
+	__u32 timeout_ms;
+};
+
+#define UPAGE_TRAP _IO(UPAGE_TYPE, UPAGE_CMD_TRAP)
+
+/**
+ * struct upage_trap_event - what read(2) on a space returns, one per event
+ * @slot: the trapped slot
+ * @address: the faulting address, in the faulting process
+ * @access: UPAGE_TRAP_READ or UPAGE_TRAP_WRITE: the faulting access
+ * @tid: the faulting thread, in the reader's pid namespace (0 if not
+ *	visible there)
+ * @flags: 0
+ * @__reserved: 0
+ *
+ * read(2) returns as many whole events as fit in its buffer, oldest
+ * first; a buffer smaller than one event is EINVAL. With no event queued
+ * it blocks, or fails with EAGAIN under O_NONBLOCK; poll(2) reports
+ * EPOLLIN while an event is queued. An event is queued once per waiting
+ * episode of a slot: threads that fault on the slot while it is waiting
+ * join the first thread's event. Events of slots resolved or lifted
+ * before they were read are dropped.
+ */
+struct upage_trap_event {
+	__aligned_u64 slot;
+	__aligned_u64 address;
+	__u32 access;
+	__u32 tid;
+	__u32 flags;
+	__u32 __reserved;
+};
+
+/**
+ * enum upage_resolve_action - how UPAGE_RESOLVE answers the waiting threads
+ * @UPAGE_RESOLVE_MAP: the slots' current contents (a hole reads zeros)
+ * @UPAGE_RESOLVE_COPY: fill the slots, which must be holes (EEXIST
+ *	otherwise, as UFFDIO_COPY), with @n pages from the user buffer @src
+ * @UPAGE_RESOLVE_ZERO: drop the slots' frames (as UPAGE_OP_DISCARD): they
+ *	read zeros
+ * @UPAGE_RESOLVE_SIGBUS: the waiting threads get SIGBUS
+ */
+enum upage_resolve_action {
+	UPAGE_RESOLVE_MAP = 1,
+	UPAGE_RESOLVE_COPY = 2,
+	UPAGE_RESOLVE_ZERO = 3,
+	UPAGE_RESOLVE_SIGBUS = 4,
+};
+
+/* Flags of struct upage_resolve. */
+#define UPAGE_RESOLVE_LIFT	(1U << 0)
+#define UPAGE_RESOLVE_FLAGS_ALL	UPAGE_RESOLVE_LIFT
+
+/**
+ * struct upage_resolve - ioctl(UPAGE_RESOLVE)
+ * @size: sizeof(struct upage_resolve)
+ * @flags: UPAGE_RESOLVE_LIFT: also lift the traps of the slots
+ * @action: an enum upage_resolve_action
+ * @__reserved: must be 0
+ * @first: the first slot
+ * @n: the number of slots, at least 1
+ * @src: for UPAGE_RESOLVE_COPY, user pointer to @n pages; 0 otherwise
+ * @out_woken: how many waiting threads were let go
+ *
+ * Answers the threads waiting on slots first..first+n-1 (there may be
+ * none: a resolve may come before the fault). Without UPAGE_RESOLVE_LIFT
+ * the traps stay: each waiting thread completes the access it faulted on,
+ * and later faults trap again. A thread let go with MAP, COPY or ZERO
+ * retries its access; one answered with SIGBUS gets SIGBUS, si_addr the
+ * faulting address. EBUSY: ZERO on a frame pinned by get_user_pages;
+ * nothing was changed.
+ */
+struct upage_resolve {
+	__u32 size;
+	__u32 flags;
+	__u32 action;
+	__u32 __reserved;
+	__aligned_u64 first;
+	__aligned_u64 n;
+	__aligned_u64 src;
+	__aligned_u64 out_woken;
+};
+
+#define UPAGE_RESOLVE _IO(UPAGE_TYPE, UPAGE_CMD_RESOLVE)
+
 #endif /* _UAPI_LINUX_UPAGE_H */

@@ -1,0 +1,699 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Traps: UPAGE_TRAP, UPAGE_RESOLVE, and the events read() from the space.
+ *
+ * A fault on a trapped slot queues an event (one per slot while threads
+ * wait on it) and sleeps. It never sleeps holding the mmap lock: it takes
+ * a reference to the file (so the space outlives the wait), drops the
+ * lock and returns VM_FAULT_RETRY once woken, as userfaultfd does. A
+ * fault that may not drop the lock gets SIGBUS without waiting.
+ *
+ * The retried fault must know how its wait ended, and only the thread
+ * that waited may act on it: a resolve without UPAGE_RESOLVE_LIFT leaves
+ * the trap in place, yet the waiter must complete its access, and a
+ * SIGBUS answer must reach the waiter, not another thread. So a woken
+ * waiter leaves a *ticket* (its struct upage_trap_waiter, keyed by its
+ * task, at most one per task) that its retried fault takes at the start
+ * of upage_vm_fault(). A pass is valid only while the slot's traps are
+ * the ones it was given under (space->trap_seq moves on each UPAGE_TRAP
+ * that sets traps). A shared write passes twice, in .fault and in
+ * .page_mkwrite, so .fault leaves the ticket for .page_mkwrite to take.
+ *
+ * Trap state (the event lists, tickets, trap_seq, the handler) is
+ * protected by space->table_lock, which the fault path already takes; the
+ * slots' trap bits change under both space locks, like the rest of a
+ * slot. Setting a trap fences faults in flight (track.c) before it unmaps
+ * or write-protects the slots, so no PTE installed by a fault that missed
+ * the trap survives.
+ *
+ * The handler is the process (its files_struct) that last read() or
+ * poll()ed the space. Its .flush (a close of any of its descriptors of the
+ * space, or its exit) orphans the space's traps: waiters and new trapped
+ * faults get SIGBUS until some process reads or polls again.
+ */
+#include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/pid.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+
+#include "upage_private.h"
+
+/* One slot's waiting episode: the event, and the threads waiting on it. */
+struct upage_trap_ev {
+	struct list_head node;		/* space->trap_queue or ->trap_read */
+	struct list_head waiters;	/* struct upage_trap_waiter.node */
+	pgoff_t slot;
+	unsigned long address;
+	u32 access;
+	struct pid *pid;
+};
+
+/* A thread waiting on an event, then its ticket. */
+struct upage_trap_waiter {
+	struct list_head node;		/* ev->waiters, then ->trap_tickets */
+	struct upage_trap_ev *ev;	/* while pending */
+	struct task_struct *task;	/* a reference, while a ticket */
+	pgoff_t slot;
+	int result;
+	unsigned long seq;		/* trap_seq when answered */
+};
+
+void upage_trap_init(struct upage_space *space)
+{
+	INIT_LIST_HEAD(&space->trap_queue);
+	INIT_LIST_HEAD(&space->trap_read);
+	INIT_LIST_HEAD(&space->trap_tickets);
+	init_waitqueue_head(&space->trap_wq);
+	init_waitqueue_head(&space->trap_poll);
+}
+
+static void upage_trap_ev_free(struct upage_trap_ev *ev)
+{
+	put_pid(ev->pid);
+	kfree(ev);
+}
+
+static void upage_trap_ticket_free(struct upage_trap_waiter *w)
+{
+	if (w->task)
+		put_task_struct(w->task);
+	kfree(w);
+}
+
+/* The space dies: no thread waits (each holds the file), tickets remain. */
+void upage_trap_destroy(struct upage_space *space)
+{
+	struct upage_trap_waiter *w, *wn;
+	struct upage_trap_ev *ev, *en;
+
+	list_for_each_entry_safe(w, wn, &space->trap_tickets, node)
+		upage_trap_ticket_free(w);
+	list_splice_init(&space->trap_read, &space->trap_queue);
+	list_for_each_entry_safe(ev, en, &space->trap_queue, node) {
+		WARN_ON_ONCE(!list_empty(&ev->waiters));
+		upage_trap_ev_free(ev);
+	}
+}
+
+/*
+ * Answer every thread waiting on @ev with @result and drop the event;
+ * returns how many there were. Under table_lock; the caller frees the
+ * event (on @dead) after unlocking and wakes space->trap_wq.
+ */
+static unsigned int upage_trap_answer(struct upage_space *space,
+				      struct upage_trap_ev *ev, int result,
+				      struct list_head *dead)
+{
+	struct upage_trap_waiter *w, *wn;
+	unsigned int nr = 0;
+
+	lockdep_assert_held(&space->table_lock);
+	list_for_each_entry_safe(w, wn, &ev->waiters, node) {
+		list_del_init(&w->node);
+		w->ev = NULL;
+		w->seq = space->trap_seq;
+		WRITE_ONCE(w->result, result);
+		nr++;
+	}
+	list_move(&ev->node, dead);
+	return nr;
+}
+
+/*
+ * Answer the waiters of slots first..first+n-1: all of them with @all,
+ * else those whose access the slot's traps no longer catch.
+ */
+static unsigned int upage_trap_answer_range(struct upage_space *space,
+					    u64 first, u64 n, int result,
+					    bool all, struct list_head *dead)
+{
+	struct list_head *lists[] = { &space->trap_queue, &space->trap_read };
+	struct upage_trap_ev *ev, *en;
+	unsigned int i, nr = 0;
+
+	for (i = 0; i < ARRAY_SIZE(lists); i++) {
+		list_for_each_entry_safe(ev, en, lists[i], node) {
+			if (ev->slot < first || ev->slot - first >= n)
+				continue;
+			if (!all && upage_trap_catches(space->slots[ev->slot].flags,
+						       ev->access))
+				continue;
+			nr += upage_trap_answer(space, ev, result, dead);
+		}
+	}
+	return nr;
+}
+
+static void upage_trap_free_dead(struct list_head *dead)
+{
+	struct upage_trap_ev *ev, *en;
+
+	list_for_each_entry_safe(ev, en, dead, node)
+		upage_trap_ev_free(ev);
+}
+
+static void upage_trap_free_tickets(struct list_head *tickets)
+{
+	struct upage_trap_waiter *w, *wn;
+
+	list_for_each_entry_safe(w, wn, tickets, node)
+		upage_trap_ticket_free(w);
+}
+
+/* The pending event of slot @idx, if any; under table_lock. */
+static struct upage_trap_ev *upage_trap_find(struct upage_space *space,
+					     pgoff_t idx)
+{
+	struct upage_trap_ev *ev;
+
+	list_for_each_entry(ev, &space->trap_queue, node) {
+		if (ev->slot == idx)
+			return ev;
+	}
+	list_for_each_entry(ev, &space->trap_read, node) {
+		if (ev->slot == idx)
+			return ev;
+	}
+	return NULL;
+}
+
+/* Whether slot flags @flags trap an access of kind @access. */
+bool upage_trap_catches(u32 flags, u32 access)
+{
+	if (flags & UPAGE_SLOT_F_TRAP_READ)
+		return true;
+	return (flags & UPAGE_SLOT_F_TRAP_WRITE) && access == UPAGE_TRAP_WRITE;
+}
+
+/*
+ * The start of a fault: take the current task's ticket for slot @idx, if
+ * it has one. Returns UPAGE_WAIT_SIGBUS, UPAGE_WAIT_PASS (*seq: the
+ * trap_seq it is valid for) or UPAGE_WAIT_PENDING (no ticket). With
+ * @keep, a pass stays for the .page_mkwrite that follows.
+ */
+int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
+		      unsigned long *seq)
+{
+	struct upage_trap_waiter *w, *found = NULL;
+	int result = UPAGE_WAIT_PENDING;
+
+	if (list_empty_careful(&space->trap_tickets))
+		return result;
+	spin_lock(&space->table_lock);
+	list_for_each_entry(w, &space->trap_tickets, node) {
+		if (w->task == current && w->slot == idx) {
+			found = w;
+			break;
+		}
+	}
+	if (found) {
+		result = found->result;
+		*seq = found->seq;
+		if (keep && result == UPAGE_WAIT_PASS)
+			found = NULL;
+		else
+			list_del(&found->node);
+	}
+	spin_unlock(&space->table_lock);
+	if (found)
+		upage_trap_ticket_free(found);
+	return result;
+}
+
+/* Leave @w as the current task's ticket; drop its older one. */
+static void upage_trap_leave_ticket(struct upage_space *space,
+				    struct upage_trap_waiter *w,
+				    struct list_head *old)
+{
+	struct upage_trap_waiter *t, *tn;
+
+	lockdep_assert_held(&space->table_lock);
+	list_for_each_entry_safe(t, tn, &space->trap_tickets, node) {
+		/* Also the tickets of threads that died before their retry. */
+		if (t->task == current || (t->task->flags & PF_EXITING))
+			list_move(&t->node, old);
+	}
+	get_task_struct(current);
+	w->task = current;
+	list_add(&w->node, &space->trap_tickets);
+}
+
+static unsigned int upage_trap_sleep_state(struct vm_fault *vmf)
+{
+	if (vmf->flags & FAULT_FLAG_INTERRUPTIBLE)
+		return TASK_INTERRUPTIBLE;
+	if (vmf->flags & FAULT_FLAG_KILLABLE)
+		return TASK_KILLABLE;
+	return TASK_UNINTERRUPTIBLE;
+}
+
+/*
+ * A fault of kind @access on trapped slot vmf->pgoff: queue or join its
+ * event and wait. Returns 0 if the slot is no longer trapped (the caller
+ * looks again), else what the fault returns: VM_FAULT_RETRY with the mmap
+ * lock dropped after the wait, or an error without waiting.
+ */
+vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
+{
+	struct upage_space *space = vmf->vma->vm_file->private_data;
+	struct upage_trap_waiter *w;
+	struct upage_trap_ev *ev, *new_ev;
+	unsigned long timeout, ms;
+	LIST_HEAD(dead);
+	LIST_HEAD(old);
+	struct file *file;
+	bool queued = false;
+	int result;
+	long left;
+
+	/* Cannot drop the lock: no wait (get_user_pages without one). */
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return VM_FAULT_SIGBUS;
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+
+	w = kzalloc(sizeof(*w), GFP_KERNEL);
+	new_ev = kzalloc(sizeof(*new_ev), GFP_KERNEL);
+	if (!w || !new_ev) {
+		kfree(w);
+		kfree(new_ev);
+		return VM_FAULT_OOM;
+	}
+
+	spin_lock(&space->table_lock);
+	if (vmf->pgoff >= space->nr_pages ||
+	    !upage_trap_catches(space->slots[vmf->pgoff].flags, access)) {
+		spin_unlock(&space->table_lock);
+		kfree(w);
+		kfree(new_ev);
+		return 0;
+	}
+	if (space->trap_orphaned) {
+		spin_unlock(&space->table_lock);
+		kfree(w);
+		kfree(new_ev);
+		atomic64_inc(&space->stats.traps_timed_out);
+		return VM_FAULT_SIGBUS;
+	}
+	ev = upage_trap_find(space, vmf->pgoff);
+	if (!ev) {
+		ev = new_ev;
+		new_ev = NULL;
+		INIT_LIST_HEAD(&ev->waiters);
+		ev->slot = vmf->pgoff;
+		ev->address = vmf->real_address;
+		ev->access = access;
+		ev->pid = get_pid(task_pid(current));
+		list_add_tail(&ev->node, &space->trap_queue);
+		queued = true;
+	}
+	w->ev = ev;
+	w->slot = vmf->pgoff;
+	list_add_tail(&w->node, &ev->waiters);
+	spin_unlock(&space->table_lock);
+	kfree(new_ev);
+	if (queued) {
+		atomic64_inc(&space->stats.traps);
+		wake_up_interruptible_poll(&space->trap_poll, EPOLLIN | EPOLLRDNORM);
+	}
+
+	/* The space must outlive the wait; the VMA may not. */
+	file = get_file(vmf->vma->vm_file);
+	upage_release_fault_lock(vmf);
+
+	ms = READ_ONCE(space->trap_timeout_ms);
+	timeout = ms ? msecs_to_jiffies(ms) : MAX_SCHEDULE_TIMEOUT;
+	switch (upage_trap_sleep_state(vmf)) {
+	case TASK_INTERRUPTIBLE:
+		left = wait_event_interruptible_timeout(space->trap_wq,
+							READ_ONCE(w->result),
+							timeout);
+		break;
+	case TASK_KILLABLE:
+		left = wait_event_killable_timeout(space->trap_wq,
+						   READ_ONCE(w->result),
+						   timeout);
+		break;
+	default:
+		left = wait_event_timeout(space->trap_wq, READ_ONCE(w->result),
+					  timeout);
+		break;
+	}
+
+	spin_lock(&space->table_lock);
+	result = w->result;
+	if (result == UPAGE_WAIT_PENDING) {
+		/* Timed out or interrupted: leave the event. */
+		ev = w->ev;
+		list_del(&w->node);
+		if (list_empty(&ev->waiters))
+			list_move(&ev->node, &dead);
+		if (!left) {
+			result = UPAGE_WAIT_SIGBUS;
+			w->result = result;
+			w->seq = space->trap_seq;
+			atomic64_inc(&space->stats.traps_timed_out);
+		}
+	}
+	/*
+	 * A signal: the access is made again after the handler, and faults
+	 * afresh. A fatal one: nothing to come back for.
+	 */
+	if (result != UPAGE_WAIT_PENDING && !fatal_signal_pending(current)) {
+		upage_trap_leave_ticket(space, w, &old);
+		w = NULL;
+	}
+	spin_unlock(&space->table_lock);
+
+	kfree(w);
+	upage_trap_free_dead(&dead);
+	upage_trap_free_tickets(&old);
+	fput(file);
+	return VM_FAULT_RETRY;
+}
+
+/*
+ * .page_mkwrite on a slot that traps writes: may the write go on? Only
+ * with the pass its .fault kept for it (see above).
+ */
+bool upage_trap_mkwrite_pass(struct upage_space *space, pgoff_t idx,
+			     unsigned long trap_seq)
+{
+	unsigned long seq;
+
+	return upage_trap_ticket(space, idx, false, &seq) == UPAGE_WAIT_PASS &&
+	       seq == trap_seq;
+}
+
+int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
+		   u32 flags, u32 timeout_ms)
+{
+	u32 bits = 0;
+	unsigned int woken;
+	LIST_HEAD(dead);
+	u64 i;
+
+	if (access & ~UPAGE_TRAP_ACCESS_ALL)
+		return -EOPNOTSUPP;
+	if (!n && (flags & UPAGE_TRAP_SET_TIMEOUT) && !access) {
+		WRITE_ONCE(space->trap_timeout_ms, timeout_ms);
+		return 0;
+	}
+	if (access & UPAGE_TRAP_READ)
+		bits |= UPAGE_SLOT_F_TRAP_READ;
+	if (access & UPAGE_TRAP_WRITE)
+		bits |= UPAGE_SLOT_F_TRAP_WRITE;
+
+	mutex_lock(&space->lock);
+	if (!n || !upage_slots_exist(space, first, n)) {
+		mutex_unlock(&space->lock);
+		return -EINVAL;
+	}
+	if (flags & UPAGE_TRAP_SET_TIMEOUT)
+		WRITE_ONCE(space->trap_timeout_ms, timeout_ms);
+	spin_lock(&space->table_lock);
+	for (i = first; i < first + n; i++)
+		space->slots[i].flags = (space->slots[i].flags &
+					 ~UPAGE_SLOT_F_TRAPS) | bits;
+	/* Passes given under the old traps are void. */
+	if (bits)
+		space->trap_seq++;
+	/* Threads waiting for an access no longer trapped go on. */
+	woken = upage_trap_answer_range(space, first, n, UPAGE_WAIT_PASS,
+					false, &dead);
+	spin_unlock(&space->table_lock);
+	if (bits) {
+		upage_space_fence(space, first, n);
+		if (bits & UPAGE_SLOT_F_TRAP_READ)
+			upage_space_unmap(space, first, n);
+		else
+			upage_space_wrprotect(space, first, n);
+	}
+	mutex_unlock(&space->lock);
+	if (woken) {
+		atomic64_add(woken, &space->stats.traps_resolved);
+		wake_up_all(&space->trap_wq);
+	}
+	upage_trap_free_dead(&dead);
+	return 0;
+}
+
+/* UPAGE_RESOLVE_COPY: n zeroed pages filled from @src, before any lock. */
+static struct page **upage_trap_copy_in(u64 src, u64 n)
+{
+	struct page **pages;
+	u64 i;
+	int ret = 0;
+
+	pages = kvcalloc(n, sizeof(*pages), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!pages)
+		return ERR_PTR(-ENOMEM);
+	for (i = 0; i < n; i++) {
+		void *kaddr;
+
+		pages[i] = upage_alloc_frame_page();
+		if (IS_ERR(pages[i])) {
+			ret = PTR_ERR(pages[i]);
+			pages[i] = NULL;
+			break;
+		}
+		kaddr = kmap_local_page(pages[i]);
+		if (copy_from_user(kaddr, u64_to_user_ptr(src + i * PAGE_SIZE),
+				   PAGE_SIZE))
+			ret = -EFAULT;
+		kunmap_local(kaddr);
+		if (ret)
+			break;
+		cond_resched();
+	}
+	if (!ret)
+		return pages;
+	for (i = 0; i < n && pages[i]; i++)
+		upage_free_frame_page(pages[i]);
+	kvfree(pages);
+	return ERR_PTR(ret);
+}
+
+/* Put the pages of UPAGE_RESOLVE_COPY in the holes first..first+n-1. */
+static int upage_trap_fill(struct upage_space *space, u64 first, u64 n,
+			   struct page **pages)
+{
+	struct upage_frame **frames;
+	u64 i;
+
+	lockdep_assert_held(&space->lock);
+	for (i = first; i < first + n; i++) {
+		if (space->slots[i].frame)
+			return -EEXIST;
+	}
+	frames = kvcalloc(n, sizeof(*frames), GFP_KERNEL | __GFP_NOWARN);
+	if (!frames)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		frames[i] = upage_frame_new(space, pages[i]);
+		if (!frames[i])
+			break;
+	}
+	if (i < n) {
+		/* Frames own their page; the rest are still the caller's. */
+		while (i--) {
+			frames[i]->nr_slots = 1;
+			upage_frame_put(space, frames[i]);
+			pages[i] = NULL;
+		}
+		kvfree(frames);
+		return -ENOMEM;
+	}
+	spin_lock(&space->table_lock);
+	for (i = 0; i < n; i++) {
+		struct upage_slot *slot = &space->slots[first + i];
+
+		upage_frame_get(frames[i]);
+		slot->frame = frames[i];
+		if (slot->flags & UPAGE_SLOT_F_TRACKED)
+			slot->flags |= UPAGE_SLOT_F_DIRTY;
+		pages[i] = NULL;
+	}
+	spin_unlock(&space->table_lock);
+	kvfree(frames);
+	return 0;
+}
+
+int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,
+		       u64 first, u64 n, u64 src, u64 *woken)
+{
+	struct page **pages = NULL;
+	unsigned int nr;
+	LIST_HEAD(dead);
+	int ret = 0;
+	u64 i;
+
+	*woken = 0;
+	if (action < UPAGE_RESOLVE_MAP || action > UPAGE_RESOLVE_SIGBUS)
+		return -EOPNOTSUPP;
+	if (!n || n > READ_ONCE(upage_max_space_pages) ||
+	    (action == UPAGE_RESOLVE_COPY ? !src : !!src))
+		return -EINVAL;
+
+	if (action == UPAGE_RESOLVE_COPY) {
+		pages = upage_trap_copy_in(src, n);
+		if (IS_ERR(pages))
+			return PTR_ERR(pages);
+	} else if (action == UPAGE_RESOLVE_ZERO) {
+		struct upage_edit_op op = {
+			.op = UPAGE_OP_DISCARD, .dst = first, .n = n,
+		};
+		u32 index;
+
+		ret = upage_edit_apply(space, &op, 1, &index);
+		if (ret)
+			return ret;
+	}
+
+	mutex_lock(&space->lock);
+	if (!upage_slots_exist(space, first, n)) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	if (pages) {
+		ret = upage_trap_fill(space, first, n, pages);
+		if (ret)
+			goto out_unlock;
+	}
+	spin_lock(&space->table_lock);
+	if (flags & UPAGE_RESOLVE_LIFT) {
+		for (i = first; i < first + n; i++)
+			space->slots[i].flags &= ~UPAGE_SLOT_F_TRAPS;
+	}
+	nr = upage_trap_answer_range(space, first, n,
+				     action == UPAGE_RESOLVE_SIGBUS ?
+				     UPAGE_WAIT_SIGBUS : UPAGE_WAIT_PASS,
+				     true, &dead);
+	spin_unlock(&space->table_lock);
+	*woken = nr;
+out_unlock:
+	mutex_unlock(&space->lock);
+	if (*woken) {
+		atomic64_add(*woken, &space->stats.traps_resolved);
+		wake_up_all(&space->trap_wq);
+	}
+	upage_trap_free_dead(&dead);
+	if (pages) {
+		for (i = 0; i < n; i++) {
+			if (pages[i])
+				upage_free_frame_page(pages[i]);
+		}
+		kvfree(pages);
+	}
+	return ret;
+}
+
+static bool upage_trap_queued(struct upage_space *space)
+{
+	return !list_empty_careful(&space->trap_queue);
+}
+
+/* The handler is whoever reads or polls; under table_lock. */
+static void upage_trap_register(struct upage_space *space)
+{
+	space->trap_owner = current->files;
+	space->trap_orphaned = false;
+}
+
+#define UPAGE_READ_MAX_EVENTS 64
+
+ssize_t upage_trap_read(struct file *file, char __user *buf, size_t count,
+			loff_t *ppos)
+{
+	struct upage_space *space = file->private_data;
+	struct upage_trap_event *out;
+	struct upage_trap_ev *ev;
+	size_t max, nr = 0;
+	ssize_t ret;
+
+	if (count < sizeof(*out))
+		return -EINVAL;
+	max = min_t(size_t, count / sizeof(*out), UPAGE_READ_MAX_EVENTS);
+	/* Fault the buffer in first: events taken are not put back. */
+	if (clear_user(buf, max * sizeof(*out)))
+		return -EFAULT;
+	out = kcalloc(max, sizeof(*out), GFP_KERNEL);
+	if (!out)
+		return -ENOMEM;
+
+	for (;;) {
+		spin_lock(&space->table_lock);
+		upage_trap_register(space);
+		while (nr < max && !list_empty(&space->trap_queue)) {
+			ev = list_first_entry(&space->trap_queue,
+					      struct upage_trap_ev, node);
+			out[nr].slot = ev->slot;
+			out[nr].address = ev->address;
+			out[nr].access = ev->access;
+			out[nr].tid = pid_vnr(ev->pid);
+			list_move_tail(&ev->node, &space->trap_read);
+			nr++;
+		}
+		spin_unlock(&space->table_lock);
+		if (nr)
+			break;
+		if (file->f_flags & O_NONBLOCK) {
+			ret = -EAGAIN;
+			goto out_free;
+		}
+		ret = wait_event_interruptible(space->trap_poll,
+					       upage_trap_queued(space));
+		if (ret)
+			goto out_free;
+	}
+	ret = nr * sizeof(*out);
+	if (copy_to_user(buf, out, ret))
+		ret = -EFAULT;
+out_free:
+	kfree(out);
+	return ret;
+}
+
+__poll_t upage_trap_poll(struct file *file, struct poll_table_struct *pt)
+{
+	struct upage_space *space = file->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(file, &space->trap_poll, pt);
+	spin_lock(&space->table_lock);
+	upage_trap_register(space);
+	if (!list_empty(&space->trap_queue))
+		mask = EPOLLIN | EPOLLRDNORM;
+	spin_unlock(&space->table_lock);
+	return mask;
+}
+
+/*
+ * A close of a descriptor of the space, or an exit: if it is the
+ * handler's, the threads waiting get SIGBUS.
+ */
+void upage_trap_flush(struct upage_space *space, fl_owner_t id)
+{
+	unsigned int nr = 0;
+	LIST_HEAD(dead);
+
+	spin_lock(&space->table_lock);
+	if (space->trap_owner && space->trap_owner == id) {
+		space->trap_owner = NULL;
+		space->trap_orphaned = true;
+		nr = upage_trap_answer_range(space, 0, ULONG_MAX,
+					     UPAGE_WAIT_SIGBUS, true, &dead);
+	}
+	spin_unlock(&space->table_lock);
+	if (nr) {
+		atomic64_add(nr, &space->stats.traps_timed_out);
+		wake_up_all(&space->trap_wq);
+	}
+	upage_trap_free_dead(&dead);
+}
