@@ -137,7 +137,7 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 			lock_page(state.page);
 			state.locked = true;
 			if (!upage_space_recheck(space, vmf->pgoff, state.page,
-						 &state))
+						 &state, false))
 				goto retry;
 			if (!upage_access_ok(vmf, &state))
 				goto out_segv;
@@ -175,11 +175,11 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 {
 	struct upage_space *space = vmf->vma->vm_file->private_data;
 	struct page *page = vmf->page;
-	struct upage_slot_state state;
+	struct upage_slot_state state = {};
 	unsigned long seq;
 	int ret;
 
-	ret = upage_space_mkwrite_lock(space, vmf->pgoff, page, &seq);
+	ret = upage_space_mkwrite_lock(space, vmf->pgoff, page, &seq, &state);
 	if (ret == -EAGAIN) {
 		/*
 		 * An edit or eviction has claimed the frame and counted our
@@ -188,16 +188,21 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 		upage_space_wait_claim(space, seq);
 		return VM_FAULT_NOPAGE;
 	}
-	if (ret)
+	if (ret) {
 		lock_page(page);
-	if (!upage_space_recheck(space, vmf->pgoff, page, &state)) {
-		/*
-		 * An edit took the page from the slot and has unmapped it
-		 * (it held the page lock until then): fault again.
-		 */
-		unlock_page(page);
-		return VM_FAULT_NOPAGE;
+		if (!upage_space_recheck(space, vmf->pgoff, page, &state,
+					 true)) {
+			/*
+			 * An edit took the page from the slot and has unmapped
+			 * it (it held the page lock until then): fault again.
+			 */
+			unlock_page(page);
+			return VM_FAULT_NOPAGE;
+		}
 	}
+	/* The common case: recorded as the slot was checked. */
+	if (state.recorded)
+		return VM_FAULT_LOCKED;
 	if (state.prot != UPAGE_PROT_RW) {
 		unlock_page(page);
 		return VM_FAULT_SIGSEGV;
@@ -227,9 +232,27 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 	return VM_FAULT_LOCKED;
 }
 
+#ifdef UPAGE_HAVE_VMA_LOCK
+/*
+ * Kernels with per-VMA locks (6.4+) call .fault and .page_mkwrite under
+ * the VMA's lock only for VMAs that have .map_pages; for the others they
+ * drop it and fault again under mmap_lock, which doubles every fault.
+ * Nothing here needs mmap_lock (the trap wait drops whichever lock the
+ * fault holds), so map nothing around the fault and let it run.
+ */
+static vm_fault_t upage_vm_map_pages(struct vm_fault *vmf, pgoff_t start,
+				     pgoff_t end)
+{
+	return 0;
+}
+#endif
+
 static const struct vm_operations_struct upage_vm_ops = {
 	.fault = upage_vm_fault,
 	.page_mkwrite = upage_vm_page_mkwrite,
+#ifdef UPAGE_HAVE_VMA_LOCK
+	.map_pages = upage_vm_map_pages,
+#endif
 };
 
 int upage_mmap(struct file *file, struct vm_area_struct *vma)

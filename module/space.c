@@ -324,14 +324,65 @@ int upage_space_wait_claim(struct upage_space *space, unsigned long seq)
 				   READ_ONCE(space->claim_seq) != seq) ? -EINTR : 0;
 }
 
+/* What the fault path needs of slot @slot; under table_lock. */
+static void upage_slot_read_state(struct upage_space *space,
+				  struct upage_slot *slot,
+				  struct upage_slot_state *state)
+{
+	state->prot = slot->prot;
+	state->cow = slot->flags & UPAGE_SLOT_F_COW;
+	state->trap = slot->flags & UPAGE_SLOT_F_TRAPS;
+	state->trap_seq = space->trap_seq;
+}
+
+/*
+ * A write through @slot reaches its frame (.page_mkwrite, page locked):
+ * record it for write tracking (track.c); it also ends a lazy free.
+ * Under table_lock.
+ */
+static void upage_frame_record_write(struct upage_space *space,
+				     struct upage_slot *slot,
+				     struct upage_frame *frame)
+{
+	if ((slot->flags & UPAGE_SLOT_F_TRACKED) &&
+	    frame->written <= slot->armed)
+		atomic64_inc(&space->stats.tracked_writes);
+	frame->written = space->track_gen;
+	if (frame->lazy) {
+		frame->lazy = false;
+		space->nr_lazy--;
+	}
+	frame->reclaimed = false;
+}
+
+/*
+ * .page_mkwrite has the page locked and found it still in @slot: read the
+ * slot into @state and, when nothing stands in the write's way
+ * (protection, copy-on-write, a write trap), record the write in the same
+ * lock hold (@state->recorded). Under table_lock.
+ */
+static void upage_mkwrite_record(struct upage_space *space,
+				 struct upage_slot *slot,
+				 struct upage_slot_state *state)
+{
+	upage_slot_read_state(space, slot, state);
+	if (state->prot != UPAGE_PROT_RW || state->cow ||
+	    upage_trap_catches(state->trap, UPAGE_TRAP_WRITE))
+		return;
+	upage_frame_record_write(space, slot, slot->frame);
+	state->recorded = true;
+}
+
 /*
  * page_mkwrite of slot @idx on @page, which the caller holds a reference
- * to: 0 with @page locked; -EAGAIN if the caller must park until the
- * claim at *@seq has ended (it is counted in the frame's @parked now);
+ * to: 0 with @page locked and @state read (the write recorded if it may
+ * go on: upage_mkwrite_record()); -EAGAIN if the caller must park until
+ * the claim at *@seq has ended (it is counted in the frame's @parked now);
  * -EBUSY if @page is locked by someone else, or no longer the slot's.
  */
 int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
-			     struct page *page, unsigned long *seq)
+			     struct page *page, unsigned long *seq,
+			     struct upage_slot_state *state)
 {
 	struct upage_frame *frame = NULL;
 	int ret = -EBUSY;
@@ -345,6 +396,8 @@ int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
 			*seq = space->claim_seq;
 			ret = -EAGAIN;
 		} else if (trylock_page(page)) {
+			/* Locked here, the slot cannot have changed. */
+			upage_mkwrite_record(space, &space->slots[idx], state);
 			ret = 0;
 		}
 	}
@@ -493,10 +546,7 @@ void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 		goto out_unlock;
 	}
 	slot = &space->slots[idx];
-	state->prot = slot->prot;
-	state->cow = slot->flags & UPAGE_SLOT_F_COW;
-	state->trap = slot->flags & UPAGE_SLOT_F_TRAPS;
-	state->trap_seq = space->trap_seq;
+	upage_slot_read_state(space, slot, state);
 	if (slot->frame && slot->frame->claimed) {
 		/* No reference while a claimer counts them: wait (above). */
 		state->claimed = true;
@@ -521,7 +571,8 @@ out_unlock:
  * state then. No edit can take @page from the slot while the lock is held.
  */
 bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
-			 struct page *page, struct upage_slot_state *state)
+			 struct page *page, struct upage_slot_state *state,
+			 bool mkwrite)
 {
 	struct upage_slot *slot;
 	bool same = false;
@@ -530,10 +581,10 @@ bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
 	if (idx < space->nr_pages) {
 		slot = &space->slots[idx];
 		same = slot->frame && slot->frame->page == page;
-		state->prot = slot->prot;
-		state->cow = slot->flags & UPAGE_SLOT_F_COW;
-		state->trap = slot->flags & UPAGE_SLOT_F_TRAPS;
-		state->trap_seq = space->trap_seq;
+		if (same && mkwrite)
+			upage_mkwrite_record(space, slot, state);
+		else
+			upage_slot_read_state(space, slot, state);
 	}
 	spin_unlock(&space->table_lock);
 	return same;
@@ -551,20 +602,8 @@ void upage_space_written(struct upage_space *space, pgoff_t idx,
 
 	spin_lock(&space->table_lock);
 	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
-	if (frame && frame->page == page) {
-		struct upage_slot *slot = &space->slots[idx];
-
-		/* Write tracking (track.c): record it on the frame. */
-		if ((slot->flags & UPAGE_SLOT_F_TRACKED) &&
-		    frame->written <= slot->armed)
-			atomic64_inc(&space->stats.tracked_writes);
-		frame->written = space->track_gen;
-		if (frame->lazy) {
-			frame->lazy = false;
-			space->nr_lazy--;
-		}
-		frame->reclaimed = false;
-	}
+	if (frame && frame->page == page)
+		upage_frame_record_write(space, &space->slots[idx], frame);
 	spin_unlock(&space->table_lock);
 }
 

@@ -178,6 +178,7 @@ struct upage_slot_state {
 	bool beyond_end;
 	bool locked;		/* @page is locked (trylock under table_lock) */
 	bool claimed;		/* wait for the claim to end, then look again */
+	bool recorded;		/* .page_mkwrite: the write was recorded */
 };
 
 /*
@@ -207,7 +208,8 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame);
 void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 			struct upage_slot_state *state);
 bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
-			 struct page *page, struct upage_slot_state *state);
+			 struct page *page, struct upage_slot_state *state,
+			 bool mkwrite);
 int upage_space_fill_hole(struct upage_space *space, pgoff_t idx);
 int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx);
 int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
@@ -238,7 +240,8 @@ void upage_space_end_claims(struct upage_space *space,
 			    struct upage_frame **frames, size_t nr);
 int upage_space_wait_claim(struct upage_space *space, unsigned long seq);
 int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
-			     struct page *page, unsigned long *seq);
+			     struct page *page, unsigned long *seq,
+			     struct upage_slot_state *state);
 
 /* backing.c */
 int upage_space_page_in(struct upage_space *space, pgoff_t idx);
