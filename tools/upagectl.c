@@ -8,6 +8,9 @@
  *   upagectl [-p PID] -f FD resize PAGES
  *   upagectl [-p PID] -f FD alias|alias-cow|move|swap DST SRC [N]
  *   upagectl [-p PID] -f FD protect FIRST N none|read|rw
+ *   upagectl [-p PID] -f FD track FIRST N start|stop
+ *   upagectl [-p PID] -f FD dirty FIRST N [clear]
+ *   upagectl [-p PID] -f FD trap FIRST N read|write|rw|none
  *
  * A space is reachable only through its fd: -p PID -f FD takes a copy of
  * process PID's fd FD with pidfd_getfd(2) (which needs ptrace permission);
@@ -42,7 +45,10 @@ static void usage(void)
 		"       upagectl [-p PID] -f FD query FIRST [N]\n"
 		"       upagectl [-p PID] -f FD resize PAGES\n"
 		"       upagectl [-p PID] -f FD alias|alias-cow|move|swap DST SRC [N]\n"
-		"       upagectl [-p PID] -f FD protect FIRST N none|read|rw\n");
+		"       upagectl [-p PID] -f FD protect FIRST N none|read|rw\n"
+		"       upagectl [-p PID] -f FD track FIRST N start|stop\n"
+		"       upagectl [-p PID] -f FD dirty FIRST N [clear]\n"
+		"       upagectl [-p PID] -f FD trap FIRST N read|write|rw|none\n");
 	exit(2);
 }
 
@@ -172,7 +178,8 @@ static int cmd_stats(int fd)
 	printf("pages %llu\nframes %llu\nfaults %llu\nzero_fills %llu\n"
 	       "cow_breaks %llu\nedits %llu\nbatches %llu\nevictions %llu\n"
 	       "page_ins %llu\nbytes_written %llu\nbytes_read %llu\n"
-	       "reclaims %llu\nshrinker_evictions %llu\n",
+	       "reclaims %llu\nshrinker_evictions %llu\ntracked_writes %llu\n"
+	       "traps %llu\ntraps_resolved %llu\ntraps_timed_out %llu\n",
 	       (unsigned long long)st.out_pages,
 	       (unsigned long long)st.out_frames,
 	       (unsigned long long)st.out_faults,
@@ -185,7 +192,11 @@ static int cmd_stats(int fd)
 	       (unsigned long long)st.out_bytes_written,
 	       (unsigned long long)st.out_bytes_read,
 	       (unsigned long long)st.out_reclaims,
-	       (unsigned long long)st.out_shrinker_evictions);
+	       (unsigned long long)st.out_shrinker_evictions,
+	       (unsigned long long)st.out_tracked_writes,
+	       (unsigned long long)st.out_traps,
+	       (unsigned long long)st.out_traps_resolved,
+	       (unsigned long long)st.out_traps_timed_out);
 	return 0;
 }
 
@@ -208,7 +219,7 @@ static int cmd_query(int fd, uint64_t first, uint64_t n)
 	for (i = 0; i < n; i++) {
 		uint32_t st = info[i].state;
 
-		printf("%-10" PRIu64 " %-10llu %-6s %-8u 0x%-16llx %s%s%s%s%s\n",
+		printf("%-10" PRIu64 " %-10llu %-6s %-8u 0x%-16llx %s%s%s%s%s%s%s%s%s\n",
 		       first + i, (unsigned long long)info[i].frame_id,
 		       prot_name(info[i].prot), info[i].nr_aliases,
 		       (unsigned long long)info[i].pfn,
@@ -219,9 +230,107 @@ static int cmd_query(int fd, uint64_t first, uint64_t n)
 		       st & UPAGE_SLOT_PINNED ? ",pinned" : "",
 		       st & UPAGE_SLOT_LAZY ? ",lazy" : "",
 		       (st & UPAGE_SLOT_RECLAIMED) && (st & UPAGE_SLOT_RESIDENT) ?
-		       ",reclaimed" : "");
+		       ",reclaimed" : "",
+		       st & UPAGE_SLOT_TRACKED ? ",tracked" : "",
+		       st & UPAGE_SLOT_DIRTY ? ",dirty" : "",
+		       st & UPAGE_SLOT_TRAP_READ ? ",trap-read" : "",
+		       st & UPAGE_SLOT_TRAP_WRITE ? ",trap-write" : "");
 	}
 	free(info);
+	return 0;
+}
+
+static int cmd_track(int fd, int argc, char **argv)
+{
+	uint64_t first, n;
+	int ret = 0;
+
+	if (argc != 4)
+		usage();
+	first = parse_u64("bad slot '%s': not a number", argv[1]);
+	n = parse_u64("bad count '%s': not a number", argv[2]);
+	if (!strcmp(argv[3], "start"))
+		ret = upage_track_start(fd, first, n);
+	else if (!strcmp(argv[3], "stop"))
+		ret = upage_track_stop(fd, first, n);
+	else
+		bad_usage("bad tracking '%s': use start or stop", argv[3]);
+	if (ret)
+		refused(ret);
+	return 0;
+}
+
+/* Print the written slots of first..first+n-1 as ranges, one line. */
+static int cmd_dirty(int fd, int argc, char **argv)
+{
+	uint64_t first, n, nr, i, *bits;
+	uint32_t flags = 0;
+	int ret;
+
+	if (argc != 3 && argc != 4)
+		usage();
+	first = parse_u64("bad slot '%s': not a number", argv[1]);
+	n = parse_u64("bad count '%s': not a number", argv[2]);
+	if (argc == 4) {
+		if (strcmp(argv[3], "clear"))
+			bad_usage("bad option '%s': use clear", argv[3]);
+		flags = UPAGE_DIRTY_CLEAR;
+	}
+	if (n > (1U << 20))
+		bad_usage("dirty of %s slots: at most 1048576 at once", "that many");
+	bits = calloc(n / 64 + 1, sizeof(*bits));
+	if (!bits)
+		refused(-ENOMEM);
+	ret = upage_dirty(fd, first, n, bits, flags, &nr);
+	if (ret)
+		refused(ret);
+	printf("%llu written:", (unsigned long long)nr);
+	for (i = 0; i < n; i++) {
+		uint64_t end = i;
+
+		if (!(bits[i / 64] & (1ULL << (i % 64))))
+			continue;
+		while (end + 1 < n && (bits[(end + 1) / 64] & (1ULL << ((end + 1) % 64))))
+			end++;
+		if (end == i)
+			printf(" %llu", (unsigned long long)(first + i));
+		else
+			printf(" %llu-%llu", (unsigned long long)(first + i),
+			       (unsigned long long)(first + end));
+		i = end;
+	}
+	printf("\n");
+	free(bits);
+	return 0;
+}
+
+static int cmd_trap(int fd, int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		uint32_t access;
+	} kinds[] = {
+		{ "read", UPAGE_TRAP_READ },
+		{ "write", UPAGE_TRAP_WRITE },
+		{ "rw", UPAGE_TRAP_READ | UPAGE_TRAP_WRITE },
+		{ "none", 0 },
+	};
+	uint64_t first, n;
+	size_t i;
+	int ret;
+
+	if (argc != 4)
+		usage();
+	first = parse_u64("bad slot '%s': not a number", argv[1]);
+	n = parse_u64("bad count '%s': not a number", argv[2]);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(argv[3], kinds[i].name))
+			break;
+	if (i == sizeof(kinds) / sizeof(kinds[0]))
+		bad_usage("bad trap '%s': use read, write, rw or none", argv[3]);
+	ret = upage_trap(fd, first, n, kinds[i].access);
+	if (ret)
+		refused(ret);
 	return 0;
 }
 
@@ -319,5 +428,11 @@ int main(int argc, char **argv)
 			refused(ret);
 		return 0;
 	}
+	if (!strcmp(argv[0], "track"))
+		return cmd_track(fd, argc, argv);
+	if (!strcmp(argv[0], "dirty"))
+		return cmd_dirty(fd, argc, argv);
+	if (!strcmp(argv[0], "trap"))
+		return cmd_trap(fd, argc, argv);
 	return cmd_edit(fd, argc, argv);
 }

@@ -128,6 +128,50 @@ TEST_F(cli, bad_input_is_usage_error)
 	EXPECT_NE(NULL, strstr(self->out, "unknown command"));
 }
 
+/* track and dirty list the slots another process wrote, as ranges. */
+TEST_F(cli, dirty_lists_the_written_slots)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_DIRTY);
+	ASSERT_EQ(0, ctl(self->fd, "track 0 4 start", self->out,
+			 sizeof(self->out)));
+	self->p[0] = 'c';
+	self->p[PAGE] = 'd';
+	self->p[3 * PAGE] = 'e';
+	ASSERT_EQ(0, ctl(self->fd, "query 0 1", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, ",tracked,dirty"));
+	ASSERT_EQ(0, ctl(self->fd, "dirty 0 4 clear", self->out,
+			 sizeof(self->out)));
+	EXPECT_STREQ("3 written: 0-1 3\n", self->out);
+	ASSERT_EQ(0, ctl(self->fd, "dirty 0 4", self->out, sizeof(self->out)));
+	EXPECT_STREQ("0 written:\n", self->out);
+	ASSERT_EQ(0, ctl(self->fd, "stats", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "tracked_writes 3\n"));
+	EXPECT_EQ(2, ctl(self->fd, "track 0 4 begin", self->out,
+			 sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "bad tracking 'begin'"));
+	EXPECT_EQ(1, ctl(self->fd, "dirty 2 4", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "beyond the space's size"));
+}
+
+/* trap sets and lifts traps; query shows them. */
+TEST_F(cli, trap_shows_in_query)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_TRAP);
+	ASSERT_EQ(0, ctl(self->fd, "trap 2 2 write", self->out,
+			 sizeof(self->out)));
+	EXPECT_EQ(UPAGE_SLOT_TRAP_WRITE, upage_slot(self->fd, 3).state &
+		  (UPAGE_SLOT_TRAP_READ | UPAGE_SLOT_TRAP_WRITE));
+	ASSERT_EQ(0, ctl(self->fd, "query 2 1", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, ",trap-write"));
+	ASSERT_EQ(0, ctl(self->fd, "trap 2 2 none", self->out,
+			 sizeof(self->out)));
+	EXPECT_EQ(0, upage_slot(self->fd, 3).state &
+		  (UPAGE_SLOT_TRAP_READ | UPAGE_SLOT_TRAP_WRITE));
+	EXPECT_EQ(2, ctl(self->fd, "trap 2 2 exec", self->out,
+			 sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "bad trap 'exec'"));
+}
+
 /* An fd that is not a space is refused as such. */
 TEST_F(cli, fd_not_a_space_is_enotty)
 {
