@@ -486,6 +486,8 @@ static int upage_space_shrink(struct upage_space *space, pgoff_t pages)
 	spin_unlock(&space->table_lock);
 	/* As truncation does, drop private copies beyond the end too. */
 	unmap_mapping_pages(space->inode->i_mapping, pages, old - pages, true);
+	/* Threads trapped on the cut slots find them gone. */
+	upage_trap_cut(space, pages);
 	upage_space_end_claims(space, cut, nr_cut);
 	for (i = 0; i < nr_cut; i++)
 		unlock_page(cut[i]->page);

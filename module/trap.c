@@ -599,6 +599,24 @@ static bool upage_trap_queued(struct upage_space *space)
 	return !list_empty_careful(&space->trap_queue);
 }
 
+/*
+ * Slots from @first on were cut off by a shrink: their waiters go on, and
+ * their retried access finds no slot (SIGBUS, as beyond a file's end).
+ */
+void upage_trap_cut(struct upage_space *space, u64 first)
+{
+	unsigned int nr;
+	LIST_HEAD(dead);
+
+	spin_lock(&space->table_lock);
+	nr = upage_trap_answer_range(space, first, U64_MAX - first,
+				     UPAGE_WAIT_PASS, true, &dead);
+	spin_unlock(&space->table_lock);
+	if (nr)
+		wake_up_all(&space->trap_wq);
+	upage_trap_free_dead(&dead);
+}
+
 /* The handler is whoever reads or polls; under table_lock. */
 static void upage_trap_register(struct upage_space *space)
 {

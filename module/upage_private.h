@@ -297,6 +297,7 @@ ssize_t upage_trap_read(struct file *file, char __user *buf, size_t count,
 			loff_t *ppos);
 __poll_t upage_trap_poll(struct file *file, struct poll_table_struct *pt);
 void upage_trap_flush(struct upage_space *space, fl_owner_t id);
+void upage_trap_cut(struct upage_space *space, u64 first);
 
 /* reclaim.c */
 int upage_reclaim_init(void);

@@ -1063,6 +1063,28 @@ TEST_F(trap, timeout_ends_the_wait_with_sigbus)
 }
 
 /*
+ * The space shrinks under a waiting thread: its slot is gone, so it gets
+ * SIGBUS, as an access beyond a file's end does, without a resolve.
+ */
+TEST_F(trap, shrink_under_a_waiting_thread_ends_in_sigbus)
+{
+	volatile unsigned char *a = self->p + 13 * PAGE + 13;
+	struct upage_trap_event ev;
+	pid_t f;
+
+	ASSERT_EQ(0, upage_trap(self->fd, 13, 1, UPAGE_TRAP_READ));
+	f = fork_toucher(a, 0, -1, 0);
+	ASSERT_LT(0, f);
+	ASSERT_EQ(0, next_event(self->fd, &ev));
+	EXPECT_EQ(13, ev.slot);
+	ASSERT_EQ(0, upage_resize(self->fd, 13, NULL));
+	EXPECT_EQ(KILLED_BY(SIGBUS), child_result(f));
+	/* Nothing is left waiting on the cut slot. */
+	ASSERT_EQ(0, set_nonblock(self->fd, 1));
+	EXPECT_EQ(0, drain_events(self->fd));
+}
+
+/*
  * The page is unmapped under the waiting thread: once answered, its retried
  * access finds no mapping and it dies of SIGSEGV rather than hang.
  */
