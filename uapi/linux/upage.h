@@ -620,7 +620,7 @@ struct upage_dirty {
  * last called read() or poll() on the space: when it closes a descriptor
  * of the space or exits, waiting threads, and later trapped faults until a
  * process reads or polls again, get SIGBUS. So do threads whose wait
- * exceeds the timeout.
+ * exceeds the timeout, and threads whose slot a shrink cut off.
  */
 struct upage_trap {
 	__u32 size;
