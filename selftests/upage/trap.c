@@ -1063,6 +1063,158 @@ TEST_F(trap, timeout_ends_the_wait_with_sigbus)
 }
 
 /*
+ * A trap on an evicted slot catches the access before the page-in; MAP
+ * then pages the frame in and the thread reads its data.
+ */
+TEST_F(trap, trap_on_an_evicted_slot_waits_before_the_page_in)
+{
+	struct toucher t = { .addr = self->p + 5 * PAGE + 5 };
+	struct upage_trap_event ev;
+	struct upage_stats st;
+	uint64_t woken = 99;
+
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	upage_fill(self->p, 5, 0x55);
+	ASSERT_EQ(0, upage_evict(self->fd, 5, 1, NULL));
+	ASSERT_EQ(0, upage_trap(self->fd, 5, 1, UPAGE_TRAP_READ));
+	ASSERT_EQ(0, start_toucher(&t));
+	ASSERT_EQ(0, next_event(self->fd, &ev));
+	EXPECT_EQ(5, ev.slot);
+	st = stats(self->fd);
+	EXPECT_EQ(0, st.out_page_ins);
+	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 5).state &
+		  (UPAGE_SLOT_EVICTED | UPAGE_SLOT_RESIDENT));
+	ASSERT_EQ(0, upage_resolve(self->fd, 5, 1, UPAGE_RESOLVE_MAP,
+				   UPAGE_RESOLVE_LIFT, NULL, &woken));
+	EXPECT_EQ(1, woken);
+	ASSERT_EQ(0, join_within(&t));
+	EXPECT_EQ(0x55, t.val);
+	EXPECT_EQ(1, stats(self->fd).out_page_ins);
+}
+
+/* Traps belong to slots: a swap moves the frames, not the traps. */
+TEST_F(trap, traps_stay_with_their_slots_across_edits)
+{
+	struct toucher t = { .addr = self->p + 6 * PAGE };
+	struct upage_trap_event ev;
+	uint64_t woken = 99;
+
+	upage_fill(self->p, 6, 0x66);
+	upage_fill(self->p, 7, 0x77);
+	ASSERT_EQ(0, upage_trap(self->fd, 6, 1, UPAGE_TRAP_READ));
+	upage_swap_ok(self->fd, 6, 7, 1);
+	EXPECT_EQ(UPAGE_SLOT_TRAP_READ, upage_slot(self->fd, 6).state & TRAP_BITS);
+	EXPECT_EQ(0, upage_slot(self->fd, 7).state & TRAP_BITS);
+	/* Slot 7, untrapped, now shows 0x66 at once. */
+	EXPECT_EQ(0x66, peek(self->p + 7 * PAGE));
+	ASSERT_EQ(0, set_nonblock(self->fd, 1));
+	EXPECT_EQ(0, drain_events(self->fd));
+	ASSERT_EQ(0, set_nonblock(self->fd, 0));
+	/* Slot 6 still traps, and shows 0x77 once answered. */
+	ASSERT_EQ(0, start_toucher(&t));
+	ASSERT_EQ(0, next_event(self->fd, &ev));
+	EXPECT_EQ(6, ev.slot);
+	ASSERT_EQ(0, upage_resolve(self->fd, 6, 1, UPAGE_RESOLVE_MAP,
+				   UPAGE_RESOLVE_LIFT, NULL, &woken));
+	ASSERT_EQ(0, join_within(&t));
+	EXPECT_EQ(0x77, t.val);
+}
+
+/*
+ * A waiter killed before the answer leaves nothing behind: its event is
+ * dropped, and a later fault makes a new one.
+ */
+TEST_F(trap, killed_waiter_leaves_no_event)
+{
+	volatile unsigned char *a = self->p + 8 * PAGE;
+	struct upage_trap_event ev;
+	uint64_t woken = 99;
+	pid_t f;
+
+	ASSERT_EQ(0, upage_trap(self->fd, 8, 1, UPAGE_TRAP_READ));
+	f = fork_toucher(a, 0, -1, 0);
+	ASSERT_LT(0, f);
+	ASSERT_EQ(1, wait_traps(self->fd, 1));
+	ASSERT_EQ(1, wait_asleep(f, f));
+	kill(f, SIGKILL);
+	EXPECT_EQ(KILLED_BY(SIGKILL), child_result(f));
+	ASSERT_EQ(0, set_nonblock(self->fd, 1));
+	EXPECT_EQ(0, drain_events(self->fd));
+	ASSERT_EQ(0, set_nonblock(self->fd, 0));
+	/* Nobody waits: a resolve wakes no one. */
+	ASSERT_EQ(0, upage_resolve(self->fd, 8, 1, UPAGE_RESOLVE_MAP, 0, NULL,
+				   &woken));
+	EXPECT_EQ(0, woken);
+	/* The trap is still there: a new fault makes a new event. */
+	f = fork_toucher(a, 0, 0, 0);
+	ASSERT_LT(0, f);
+	ASSERT_EQ(0, next_event(self->fd, &ev));
+	EXPECT_EQ(f, ev.tid);
+	ASSERT_EQ(0, upage_resolve(self->fd, 8, 1, UPAGE_RESOLVE_MAP,
+				   UPAGE_RESOLVE_LIFT, NULL, &woken));
+	EXPECT_EQ(1, woken);
+	EXPECT_EQ(0, child_result(f));
+}
+
+/*
+ * A process whose thread waits on a trap exits (another thread calls
+ * exit_group): the wait ends, and the space is released cleanly.
+ */
+TEST_F(trap, exit_of_a_process_with_a_waiting_thread)
+{
+	volatile unsigned char *a = self->p + 9 * PAGE;
+	pid_t f;
+
+	ASSERT_EQ(0, upage_trap(self->fd, 9, 1, UPAGE_TRAP_READ));
+	f = fork_kid();
+	ASSERT_LE(0, f);
+	if (f == 0) {
+		struct toucher t = { .addr = a };
+
+		if (start_toucher(&t))
+			_exit(1);
+		/* The thread is trapped; leave without answering it. */
+		usleep(200000);
+		_exit(7);
+	}
+	EXPECT_EQ(7, child_result(f));
+	EXPECT_EQ(1, stats(self->fd).out_traps);
+	ASSERT_EQ(0, set_nonblock(self->fd, 1));
+	EXPECT_EQ(0, drain_events(self->fd));
+}
+
+/*
+ * A tracked slot with a write trap: the write waits, and once answered it
+ * lands and is reported dirty.
+ */
+TEST_F(trap, trapped_write_to_a_tracked_slot_is_reported)
+{
+	struct toucher t = { .addr = self->p + 10 * PAGE, .write = 1,
+			     .val = 0xab };
+	struct upage_trap_event ev;
+	uint64_t woken = 99, bits = 0, nr = 0;
+
+	upage_require_cmd(self->fd, UPAGE_CMD_DIRTY);
+	upage_fill(self->p, 10, 0x10);
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, SLOTS));
+	ASSERT_EQ(0, upage_trap(self->fd, 10, 1, UPAGE_TRAP_WRITE));
+	ASSERT_EQ(0, start_toucher(&t));
+	ASSERT_EQ(0, next_event(self->fd, &ev));
+	EXPECT_EQ(UPAGE_TRAP_WRITE, ev.access);
+	ASSERT_EQ(0, upage_dirty(self->fd, 0, SLOTS, &bits, 0, &nr));
+	EXPECT_EQ(0, nr);
+	ASSERT_EQ(0, upage_resolve(self->fd, 10, 1, UPAGE_RESOLVE_MAP, 0,
+				   NULL, &woken));
+	EXPECT_EQ(1, woken);
+	ASSERT_EQ(0, join_within(&t));
+	EXPECT_EQ(0xab, peek(self->p + 10 * PAGE));
+	ASSERT_EQ(0, upage_dirty(self->fd, 0, SLOTS, &bits,
+				 UPAGE_DIRTY_CLEAR, &nr));
+	EXPECT_EQ(1, nr);
+	EXPECT_EQ(1ULL << 10, bits);
+}
+
+/*
  * The space shrinks under a waiting thread: its slot is gone, so it gets
  * SIGBUS, as an access beyond a file's end does, without a resolve.
  */
