@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Error injection around the page-out paths, fail-nth style: for n = 1,
+ * Error injection around the page-out paths, dirty collection and COPY
+ * resolves, fail-nth style: for n = 1,
  * 2, ... the n-th allocation of the calling thread fails
  * (/proc/thread-self/fail-nth, with failslab and fail_page_alloc set to
  * fail any allocation), until the operation runs through without reaching
@@ -211,6 +212,94 @@ TEST_F(fail, lazy_free)
 	/* Resident frames only: a lazily freed evicted one reads zeros. */
 	FAIL_NTH_LOOP(0, upage_lazy_free(self->fd, 0, SLOTS, &done),
 		      EXPECT_EQ(!ret, !!(states(self->fd) & UPAGE_SLOT_LAZY)));
+}
+
+/*
+ * A clearing dirty collection that fails clears nothing: the next one
+ * reports the same slots.
+ */
+TEST_F(fail, dirty_collect_and_clear)
+{
+	uint64_t bits, nr;
+	int n, ret, hit;
+
+	ASSERT_EQ(0, fresh(_metadata, self, 0));
+	upage_require_cmd(self->fd, UPAGE_CMD_DIRTY);
+	for (n = 1; n <= MAX_NTH; n++) {
+		ASSERT_EQ(0, fresh(_metadata, self, 0));
+		ASSERT_EQ(0, upage_track_start(self->fd, 0, SLOTS));
+		self->p[1 * PAGE] = self->want[1 * PAGE];
+		self->p[3 * PAGE] = self->want[3 * PAGE];
+		bits = 0;
+		arm(self, n);
+		ret = upage_dirty(self->fd, 0, SLOTS, &bits, UPAGE_DIRTY_CLEAR,
+				  &nr);
+		hit = disarm(self);
+		EXPECT_TRUE(clean_error(ret)) {
+			TH_LOG("n=%d: %s", n, strerror(-ret));
+		}
+		if (!ret)
+			EXPECT_EQ(0xaULL, bits);
+		/* What failed is reported again; what succeeded is not. */
+		ASSERT_EQ(0, upage_dirty(self->fd, 0, SLOTS, &bits, 0, &nr));
+		EXPECT_EQ(ret ? 0xaULL : 0, bits) {
+			TH_LOG("n=%d: %s", n, ret ? "writes lost" : "not cleared");
+		}
+		EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+		if (!hit)
+			break;
+	}
+	TH_LOG("%d allocations failed one by one", n - 1);
+	EXPECT_GT(MAX_NTH, n);
+	EXPECT_LT(1, n);
+}
+
+/*
+ * A COPY resolve that fails changes nothing: the slot stays a trapped
+ * hole, and a resolve without failures fills it.
+ */
+TEST_F(fail, resolve_copy)
+{
+	uint32_t trapped = UPAGE_SLOT_TRAP_READ;
+	int n, ret, hit;
+
+	ASSERT_EQ(0, fresh(_metadata, self, 0));
+	upage_require_cmd(self->fd, UPAGE_CMD_RESOLVE);
+	for (n = 1; n <= MAX_NTH; n++) {
+		struct upage_slot_info si;
+
+		ASSERT_EQ(0, fresh(_metadata, self, 0));
+		ASSERT_EQ(0, upage_discard(self->fd, 2, 2));
+		ASSERT_EQ(0, upage_trap(self->fd, 2, 2, UPAGE_TRAP_READ));
+		arm(self, n);
+		ret = upage_resolve(self->fd, 2, 2, UPAGE_RESOLVE_COPY,
+				    UPAGE_RESOLVE_LIFT, self->want + 2 * PAGE,
+				    NULL);
+		hit = disarm(self);
+		EXPECT_TRUE(clean_error(ret)) {
+			TH_LOG("n=%d: %s", n, strerror(-ret));
+		}
+		ASSERT_EQ(0, upage_query(self->fd, 3, 1, &si));
+		if (ret) {
+			EXPECT_EQ(trapped, si.state & (UPAGE_SLOT_TRAP_READ |
+						       UPAGE_SLOT_RESIDENT)) {
+				TH_LOG("n=%d: a failed resolve changed slot 3", n);
+			}
+			ASSERT_EQ(0, upage_resolve(self->fd, 2, 2,
+						   UPAGE_RESOLVE_COPY,
+						   UPAGE_RESOLVE_LIFT,
+						   self->want + 2 * PAGE, NULL));
+		} else {
+			EXPECT_EQ(UPAGE_SLOT_RESIDENT, si.state &
+				  (UPAGE_SLOT_TRAP_READ | UPAGE_SLOT_RESIDENT));
+		}
+		EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+		if (!hit)
+			break;
+	}
+	TH_LOG("%d allocations failed one by one", n - 1);
+	EXPECT_GT(MAX_NTH, n);
+	EXPECT_LT(1, n);
 }
 
 TEST_HARNESS_MAIN
