@@ -3,8 +3,8 @@
  * Write tracking: UPAGE_TRACK and UPAGE_DIRTY.
  *
  * Generations. space->track_gen counts arming passes. A write recorded by
- * .page_mkwrite (upage_space_written(), under the page lock and
- * table_lock) sets frame->written to the current generation. Arming a
+ * .page_mkwrite (upage_frame_record_write() in space.c, under the page
+ * lock and table_lock) sets frame->written to the current generation. Arming a
  * slot sets slot->armed to the current generation, then the generation
  * moves on, so a slot is dirty when its frame was written after it was
  * armed (frame->written > slot->armed), or when an edit gave it another
