@@ -6,7 +6,7 @@
  * runs short. To see the first write after the call, the call unmaps the
  * frame with its page locked, so that every later shared write goes
  * through page_mkwrite, which clears frame->lazy under the page lock
- * (upage_space_written()). It also clears the page's dirty bit, so that a
+ * (upage_frame_record_write()). It also clears the page's dirty bit, so that a
  * write through a get_user_pages pin, which bypasses page_mkwrite but
  * dirties the page, keeps the frame too.
  *
