@@ -401,6 +401,9 @@ int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 
 	if (access & ~UPAGE_TRAP_ACCESS_ALL)
 		return -EOPNOTSUPP;
+	/* A timeout without its flag would be ignored: refuse it. */
+	if (timeout_ms && !(flags & UPAGE_TRAP_SET_TIMEOUT))
+		return -EINVAL;
 	if (!n && (flags & UPAGE_TRAP_SET_TIMEOUT) && !access) {
 		WRITE_ONCE(space->trap_timeout_ms, timeout_ms);
 		return 0;
@@ -542,6 +545,12 @@ int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,
 		return -EINVAL;
 
 	if (action == UPAGE_RESOLVE_COPY) {
+		/* Refuse a bad range before allocating for it (checked again). */
+		mutex_lock(&space->lock);
+		ret = upage_slots_exist(space, first, n) ? 0 : -EINVAL;
+		mutex_unlock(&space->lock);
+		if (ret)
+			return ret;
 		pages = upage_trap_copy_in(src, n);
 		if (IS_ERR(pages))
 			return PTR_ERR(pages);

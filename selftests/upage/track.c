@@ -239,6 +239,8 @@ TEST_F(track, bad_arguments_are_refused)
 	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, 0, 0, words, 0, NULL));
 	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, 1, 2 * SLOTS, words, 0, NULL));
 	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, UINT64_MAX, 2, words, 0, NULL));
+	/* Refused before the module sizes a bitmap for it. */
+	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, 0, UINT64_MAX, words, 0, NULL));
 	ASSERT_EQ(0, upage_slot(self->fd, 0).state & UPAGE_SLOT_TRACKED);
 }
 

@@ -1633,9 +1633,12 @@ TEST_F(trap, bad_arguments_are_refused)
 	EXPECT_EQ(-EOPNOTSUPP, upage_trap(self->fd, 0, 1,
 					  UPAGE_TRAP_ACCESS_ALL + 1));
 	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_TRAP, &tr));
-	/* The timeout alone needs no range. */
+	/* The timeout alone needs no range; without its flag it is refused. */
 	EXPECT_EQ(0, upage_trap_timeout(self->fd, 100));
 	EXPECT_EQ(0, upage_trap_timeout(self->fd, 0));
+	tr.flags = 0;
+	tr.timeout_ms = 100;
+	EXPECT_EQ(-EINVAL, _upage_ioctl(self->fd, UPAGE_TRAP, &tr));
 
 	EXPECT_EQ(-EOPNOTSUPP, upage_resolve(self->fd, 0, 1, 0, 0, NULL, NULL));
 	EXPECT_EQ(-EOPNOTSUPP, upage_resolve(self->fd, 0, 1,
@@ -1660,6 +1663,13 @@ TEST_F(trap, bad_arguments_are_refused)
 					 src, NULL));
 	EXPECT_EQ(-EINVAL, upage_resolve(self->fd, 0, 1, UPAGE_RESOLVE_SIGBUS,
 					 0, src, NULL));
+	/* COPY needs one, and a range that exists before anything is copied. */
+	EXPECT_EQ(-EINVAL, upage_resolve(self->fd, 0, 1, UPAGE_RESOLVE_COPY, 0,
+					 NULL, NULL));
+	EXPECT_EQ(-EINVAL, upage_resolve(self->fd, SLOTS - 1, 2,
+					 UPAGE_RESOLVE_COPY, 0, src, NULL));
+	EXPECT_EQ(-EINVAL, upage_resolve(self->fd, 0, UINT64_MAX,
+					 UPAGE_RESOLVE_MAP, 0, NULL, NULL));
 	upage_query_ok(self->fd, 0, SLOTS, si);
 	for (i = 0; i < SLOTS; i++)
 		EXPECT_EQ(0, si[i].state & TRAP_BITS);

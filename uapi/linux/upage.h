@@ -598,7 +598,8 @@ struct upage_dirty {
  *	(writes), both, or 0 to lift their traps
  * @timeout_ms: with UPAGE_TRAP_SET_TIMEOUT, how long a faulting thread
  *	waits for a resolve before it gets SIGBUS; 0 (the default) waits
- *	until resolved, the handler goes away, or the thread is killed
+ *	until resolved, the handler goes away, or the thread is killed.
+ *	Must be 0 without the flag (EINVAL)
  *
  * Traps. An access to a trapped slot, through any mapping of the space in
  * any process, does not complete: the thread's fault queues an event
