@@ -15,7 +15,8 @@
  * page pointer is cleared, so a fault either mapped the page before the
  * unmap (which removes it) or re-checks after and pages the frame in. The
  * unmap moves the PTEs' dirty bits to the page, so PageDirty() says
- * whether the frame was written since the store last got it.
+ * whether the frame was written since the store last got it. The store
+ * write itself runs with no lock held (see "Eviction" below).
  *
  * Page-in runs under space->lock, so it is serialised with edits and
  * evictions; the new page is in no page table until it is in the table.
@@ -36,69 +37,6 @@
 #include <linux/vmalloc.h>
 
 #include "upage_private.h"
-
-static int upage_store_open(struct upage_space *space)
-{
-	struct file *store;
-
-	lockdep_assert_held(&space->lock);
-	if (space->store)
-		return 0;
-	store = shmem_file_setup("upage-store",
-				 (loff_t)upage_max_space_pages << PAGE_SHIFT,
-				 VM_NORESERVE);
-	if (IS_ERR(store))
-		return PTR_ERR(store);
-	space->store = store;
-	return 0;
-}
-
-static loff_t upage_store_pos(struct upage_space *space,
-			      struct upage_frame *frame)
-{
-	return space->store_base + ((loff_t)frame->store_off << PAGE_SHIFT);
-}
-
-/* Write @frame's page (locked) to its store page, allocating one. */
-static int upage_store_write(struct upage_space *space,
-			     struct upage_frame *frame)
-{
-	loff_t pos;
-	ssize_t done;
-	void *addr;
-	int off;
-
-	if (frame->store_off < 0) {
-		off = ida_alloc(&space->store_ida, GFP_KERNEL);
-		if (off < 0)
-			return off;
-		frame->store_off = off;
-	}
-	pos = upage_store_pos(space, frame);
-	addr = kmap_local_page(frame->page);
-	done = kernel_write(space->store, addr, PAGE_SIZE, &pos);
-	kunmap_local(addr);
-	if (done != PAGE_SIZE)
-		return done < 0 ? done : -EIO;
-	atomic64_add(PAGE_SIZE, &space->stats.bytes_written);
-	return 0;
-}
-
-static int upage_store_read(struct upage_space *space,
-			    struct upage_frame *frame, struct page *page)
-{
-	loff_t pos = upage_store_pos(space, frame);
-	ssize_t done;
-	void *addr;
-
-	addr = kmap_local_page(page);
-	done = kernel_read(space->store, addr, PAGE_SIZE, &pos);
-	kunmap_local(addr);
-	if (done != PAGE_SIZE)
-		return done < 0 ? done : -EIO;
-	atomic64_add(PAGE_SIZE, &space->stats.bytes_read);
-	return 0;
-}
 
 /*
  * Charge @pages pinned pages to @user, against the caller's
@@ -132,21 +70,6 @@ static void upage_frame_unpin(struct upage_space *space,
 	}
 }
 
-/* Give back @frame's store page, and the memory behind it. */
-static void upage_store_release(struct upage_space *space,
-				struct upage_frame *frame)
-{
-	lockdep_assert_held(&space->lock);
-	frame->stored = false;
-	if (frame->store_off < 0)
-		return;
-	/* Not every filesystem can punch holes: then the page just stays. */
-	vfs_fallocate(space->store, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      upage_store_pos(space, frame), PAGE_SIZE);
-	ida_free(&space->store_ida, frame->store_off);
-	frame->store_off = -1;
-}
-
 /*
  * Lazy free of the evicted @frame: its contents go with its store page;
  * it reads zeros from now on.
@@ -169,105 +92,6 @@ void upage_backing_release(struct upage_space *space,
 	if (frame->pinned)
 		upage_frame_unpin(space, frame);
 	upage_store_release(space, frame);
-}
-
-void upage_backing_destroy(struct upage_space *space)
-{
-	if (space->store)
-		fput(space->store);
-	ida_destroy(&space->store_ida);
-}
-
-/* A file the program may give as a store: see struct upage_store. */
-static int upage_store_check(struct file *file, u64 offset)
-{
-	u64 span = (u64)upage_max_space_pages << PAGE_SHIFT;
-	u64 max = file_inode(file)->i_sb->s_maxbytes;
-
-	if ((file->f_mode & (FMODE_READ | FMODE_WRITE)) !=
-	    (FMODE_READ | FMODE_WRITE) ||
-	    !(file->f_mode & FMODE_CAN_READ) || !(file->f_mode & FMODE_CAN_WRITE))
-		return -EBADF;
-	if (!S_ISREG(file_inode(file)->i_mode) ||
-	    (file->f_flags & (O_APPEND | O_DIRECT)))
-		return -EINVAL;
-	/* Room for the largest space after @offset, in this filesystem. */
-	if (!PAGE_ALIGNED(offset) || offset > max || span > max - offset)
-		return -EINVAL;
-	return 0;
-}
-
-/*
- * Make @fd's file (-1: the module's own shmem file, created when needed)
- * the space's store from @offset on. Only while nothing is evicted: the
- * store pages of resident frames are given back, and the frames are
- * written to the new store when next evicted.
- */
-/* Whether @file at @offset (NULL: the module's own) is the space's store. */
-static bool upage_store_same(struct upage_space *space, struct file *file,
-			     u64 offset)
-{
-	if (!file)
-		return !space->store_user;
-	return space->store_user && space->store_base == offset &&
-	       file_inode(space->store) == file_inode(file);
-}
-
-int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
-			    u32 flags)
-{
-	struct file *file = NULL, *old;
-	pgoff_t i;
-	int ret;
-
-	if (fd >= 0) {
-		file = fget(fd);
-		if (!file)
-			return -EBADF;
-		ret = upage_store_check(file, offset);
-		if (ret)
-			goto out_put;
-	} else if (fd != -1 || offset) {
-		return -EINVAL;
-	}
-
-	mutex_lock(&space->lock);
-	if (upage_store_same(space, file, offset)) {
-		/* Only the policy changes. */
-		space->reclaim = flags & UPAGE_STORE_RECLAIM;
-		mutex_unlock(&space->lock);
-		ret = 0;
-		goto out_put;
-	}
-	for (i = 0; i < space->nr_pages; i++) {
-		struct upage_frame *frame = space->slots[i].frame;
-
-		if (frame && !frame->page && !frame->reclaimed) {
-			mutex_unlock(&space->lock);
-			ret = -EBUSY;
-			goto out_put;
-		}
-	}
-	for (i = 0; i < space->nr_pages; i++) {
-		struct upage_frame *frame = space->slots[i].frame;
-
-		if (frame)
-			upage_store_release(space, frame);
-	}
-	old = space->store;
-	space->store = file;
-	space->store_base = offset;
-	space->store_user = file;
-	space->reclaim = flags & UPAGE_STORE_RECLAIM;
-	mutex_unlock(&space->lock);
-	if (old)
-		fput(old);
-	return 0;
-
-out_put:
-	if (file)
-		fput(file);
-	return ret;
 }
 
 /*
@@ -304,7 +128,8 @@ int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 	struct upage_frame *frame;
 	int ret = 0;
 
-	mutex_lock(&space->lock);
+	if (mutex_lock_killable(&space->lock))
+		return -EINTR;
 	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
 	/* Nothing to do if an edit or another fault got there first. */
 	if (frame && !frame->page)
@@ -362,13 +187,38 @@ void upage_frame_drop(struct upage_space *space, struct upage_frame *frame)
 }
 
 /*
- * Page out @frame, claimed, its page locked and unmapped everywhere: write
- * it to the store unless the store has it already, then free its memory.
- * A lazily freed frame not written since is dropped instead. Unlocks the
- * page; on a failed write the frame stays resident, its data intact.
+ * Eviction, in three steps, because the store write must run with no
+ * space lock and no claim held (store.c explains why):
+ *
+ *  1. Under space->lock, with the frames claimed, unmapped and checked
+ *     for pins (upage_backing_evict_claimed()'s callers):
+ *     upage_frame_evict_begin() drops a lazily freed frame not written
+ *     since, evicts at once a frame the store already has (clean), and
+ *     for the others clears PG_dirty, takes a page reference for the
+ *     write (frame->wb_page) and ends the claim. Those frames stay
+ *     resident and mappable while they are written.
+ *  2. With no lock: write each page to its store page.
+ *  3. Under space->lock again, upage_frame_evict_end(): a frame that
+ *     died meanwhile is freed; one whose write failed, that was pinned,
+ *     lazily freed or given another page stays resident; the others are
+ *     claimed, unmapped (wherever their slots are now) and checked for
+ *     pins again, and evicted only if still clean: a write during step 2
+ *     went through a fault (no PTE was left) and set PG_dirty, so such a
+ *     frame stays resident with its data, not evicted with an old copy.
+ *
+ * Only one write-out of a frame runs at a time (evictions skip frames
+ * with wb_page set), and UPAGE_STORE refuses to change the store while
+ * any runs (space->nr_io).
  */
-int upage_frame_evict_locked(struct upage_space *space,
-			     struct upage_frame *frame)
+
+/*
+ * Step 1 for @frame (claimed, page locked, unmapped, not pinned): 0 if
+ * it is done (evicted or dropped, page unlocked and freed), 1 if it needs
+ * a write (page unlocked, frame->wb_page holds a reference), or a
+ * negative errno (page unlocked, frame resident).
+ */
+static int upage_frame_evict_begin(struct upage_space *space,
+				   struct upage_frame *frame)
 {
 	struct page *page = frame->page;
 	int ret;
@@ -385,26 +235,196 @@ int upage_frame_evict_locked(struct upage_space *space,
 		space->nr_lazy--;
 		spin_unlock(&space->table_lock);
 	}
-	ret = upage_store_open(space);
-	if (!ret && (PageDirty(page) || !frame->stored))
-		ret = upage_store_write(space, frame);
+	if (frame->stored && !PageDirty(page)) {
+		/* The store has these contents already. */
+		upage_frame_set_page(space, frame, NULL);
+		unlock_page(page);
+		upage_free_frame_page(page);
+		atomic64_inc(&space->stats.evictions);
+		return 0;
+	}
+	ret = upage_store_alloc(space, frame);
 	if (ret) {
 		unlock_page(page);
 		return ret;
 	}
+	/* From here, a write to the page sets PG_dirty again (step 3). */
 	ClearPageDirty(page);
-	frame->stored = true;
-	upage_frame_set_page(space, frame, NULL);
+	frame->stored = false;
+	frame->wb_error = 0;
+	get_page(page);
+	frame->wb_page = page;
+	space->nr_io++;
 	unlock_page(page);
-	upage_free_frame_page(page);
-	atomic64_inc(&space->stats.evictions);
+	return 1;
+}
+
+/*
+ * Step 3 for @frame, written out: end the write-out. Returns true if the
+ * frame is still one to evict (its page is then claimed and locked).
+ */
+static bool upage_frame_evict_end(struct upage_space *space,
+				  struct upage_frame *frame, int *error)
+{
+	struct page *page = frame->wb_page;
+
+	lockdep_assert_held(&space->lock);
+	frame->wb_page = NULL;
+	space->nr_io--;
+	if (frame->dead) {
+		put_page(page);
+		upage_frame_free(space, frame);
+		return false;
+	}
+	if (frame->wb_error && !*error)
+		*error = frame->wb_error;
+	if (frame->wb_error || frame->page != page || frame->pinned ||
+	    frame->lazy) {
+		put_page(page);
+		return false;
+	}
+	/* The frame's own reference keeps the page: drop ours before the
+	 * pin check counts references.
+	 */
+	put_page(page);
+	upage_frame_claim(space, frame);
+	return true;
+}
+
+/*
+ * Unmap @frames[0..nr-1], claimed, from slots first..first+n-1 (from the
+ * whole space if @wide: some have aliases elsewhere, or may have moved),
+ * and check them for pins. The check may let faults that waited for a
+ * page lock through, and those map the page that is about to go: unmap
+ * again after any such drain, until a check passes with every page
+ * locked since the unmap. A pinned frame's entry is set to NULL (its page
+ * unlocked and its claim ended) when @skip_pinned, else -EBUSY is
+ * returned with every frame still claimed.
+ */
+static int upage_evict_unmap(struct upage_space *space,
+			     struct upage_frame **frames, size_t nr,
+			     u64 first, u64 n, bool wide, bool skip_pinned)
+{
+	bool drained;
+	size_t i;
+
+	do {
+		drained = false;
+		if (wide)
+			upage_space_unmap(space, 0, space->nr_pages);
+		else
+			upage_space_unmap(space, first, n);
+		for (i = 0; i < nr; i++) {
+			if (!frames[i] ||
+			    !upage_frame_busy(space, frames[i], &drained))
+				continue;
+			if (!skip_pinned)
+				return -EBUSY;
+			upage_space_end_claims(space, &frames[i], 1);
+			unlock_page(frames[i]->page);
+			frames[i] = NULL;
+		}
+	} while (drained);
 	return 0;
 }
 
 /*
- * Evict the resident frames of slots first..first+n-1. All are claimed and
- * checked for pins first (EBUSY, nothing done); then unmapped at once, and
- * written out one by one.
+ * Evict @frames[0..nr-1]: claimed, their pages locked, unmapped and
+ * checked for pins, found in slots first..first+n-1 (@wide: some have
+ * aliases outside it). Drops space->lock for the store writes and takes
+ * it again. Returns 0 or the first store error (the frames it concerns
+ * stay resident with their data); *@done counts frames evicted or
+ * dropped. Ends every claim.
+ */
+int upage_backing_evict_claimed(struct upage_space *space,
+				struct upage_frame **frames, size_t nr,
+				u64 first, u64 n, bool wide, u64 *done)
+{
+	unsigned long edits = space->edit_seq;
+	struct file *store = NULL;
+	size_t i, nr_wb = 0;
+	loff_t base = 0;
+	int ret = 0, err;
+
+	lockdep_assert_held(&space->lock);
+	ret = upage_store_open(space);
+	for (i = 0; i < nr; i++) {
+		/* After a failure, the rest stays resident, data intact. */
+		if (ret) {
+			unlock_page(frames[i]->page);
+			continue;
+		}
+		err = upage_frame_evict_begin(space, frames[i]);
+		if (err < 0)
+			ret = err;
+		else if (!err)
+			(*done)++;
+	}
+	/*
+	 * Every claim ends: faults on an evicted frame page it in; the
+	 * frames being written (wb_page set) stay mappable meanwhile.
+	 */
+	upage_space_end_claims(space, frames, nr);
+	for (i = 0; i < nr; i++) {
+		if (frames[i]->wb_page)
+			frames[nr_wb++] = frames[i];
+	}
+	if (!nr_wb)
+		return ret;
+	store = get_file(space->store);
+	base = space->store_base;
+	mutex_unlock(&space->lock);
+
+	for (i = 0; i < nr_wb; i++) {
+		/* Stable while written: the frame's store page stays its own. */
+		frames[i]->wb_error = upage_store_write(space, store, base,
+							frames[i]->store_off,
+							frames[i]->wb_page);
+		cond_resched();
+	}
+	fput(store);
+
+	mutex_lock(&space->lock);
+	for (i = 0; i < nr_wb; i++) {
+		if (!upage_frame_evict_end(space, frames[i], &ret))
+			frames[i] = NULL;
+	}
+	/* An edit meanwhile may have moved the frames anywhere. */
+	upage_evict_unmap(space, frames, nr_wb, first, n,
+			  wide || edits != space->edit_seq, true);
+	for (i = 0; i < nr_wb; i++) {
+		struct upage_frame *frame = frames[i];
+		struct page *page;
+
+		if (!frame)
+			continue;
+		page = frame->page;
+		/* Written during the store write: keep the new contents. */
+		if (PageDirty(page)) {
+			unlock_page(page);
+			continue;
+		}
+		frame->stored = true;
+		upage_frame_set_page(space, frame, NULL);
+		unlock_page(page);
+		upage_free_frame_page(page);
+		atomic64_inc(&space->stats.evictions);
+		(*done)++;
+	}
+	for (i = 0, nr = 0; i < nr_wb; i++) {
+		if (frames[i])
+			frames[nr++] = frames[i];
+	}
+	upage_space_end_claims(space, frames, nr);
+	return ret;
+}
+
+/*
+ * Evict the resident frames of slots first..first+n-1. All are claimed,
+ * unmapped and checked for pins (EBUSY, nothing done), then written out
+ * (see above). The check comes after the unmap: until then GUP-fast may
+ * take a reference through a present PTE, with no fault and no page
+ * lock, a moment after any count.
  */
 static int upage_backing_try_evict(struct upage_space *space, u64 first,
 				   u64 n, u64 *done)
@@ -421,9 +441,6 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 		ret = -EINVAL;
 		goto out_unlock;
 	}
-	ret = upage_store_open(space);
-	if (ret)
-		goto out_unlock;
 	frames = kvmalloc_array(n, sizeof(*frames),
 				GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!frames) {
@@ -435,39 +452,24 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 	for (s = first; s < first + n; s++) {
 		struct upage_frame *frame = space->slots[s].frame;
 
-		if (!frame || !frame->page || frame->claimed || frame->pinned)
+		if (!frame || !frame->page || frame->claimed || frame->pinned ||
+		    frame->wb_page)
 			continue;
 		upage_frame_claim(space, frame);
 		frames[nr++] = frame;
 		aliased |= frame->nr_slots > 1;
-		if (upage_frame_busy(space, frame)) {
-			ret = -EBUSY;
-			break;
-		}
+		if (!((s - first + 1) % 1024))
+			cond_resched();
 	}
+	ret = upage_evict_unmap(space, frames, nr, first, n, aliased, false);
 	if (ret) {
 		upage_space_end_claims(space, frames, nr);
 		for (i = 0; i < nr; i++)
 			unlock_page(frames[i]->page);
 		goto out_free;
 	}
-	if (aliased)
-		upage_space_unmap(space, 0, space->nr_pages);
-	else
-		upage_space_unmap(space, first, n);
-
-	for (i = 0; i < nr; i++) {
-		/* After a failed write, the rest stays resident, data intact. */
-		if (ret) {
-			unlock_page(frames[i]->page);
-			continue;
-		}
-		ret = upage_frame_evict_locked(space, frames[i]);
-		if (!ret)
-			(*done)++;
-	}
-	/* Faults waiting on an evicted frame find it evicted and page it in. */
-	upage_space_end_claims(space, frames, nr);
+	ret = upage_backing_evict_claimed(space, frames, nr, first, n, aliased,
+					  done);
 out_free:
 	kvfree(frames);
 out_unlock:

@@ -5,25 +5,42 @@
  *
  * A batch runs under space->lock in three phases:
  *
- *  1. Check every op against the space as it is (ranges, overlap, flags).
+ *  1. Check every op against the space as it is (ranges, overlap, flags,
+ *     and the batch's total size, UPAGE_EDIT_MAX_SLOTS).
  *  2. Apply the ops in order to the table. Each slot's first change is
  *     recorded in an undo log (and the slot marked UPAGE_SLOT_F_EDITED), so
- *     that a failure half-way (a pinned frame, no memory for a hole's
- *     frame) puts every slot back as it was. Frame reference counts are not
- *     touched in this phase; new frames for holes are made here, and a
- *     frame leaves a slot only with its page locked (fault.c).
- *  3. Commit: unmap the changed slots from every process in one pass,
- *     unlock the pages, then settle the counts (every slot's new frame
- *     gains a slot before any old frame loses one, so no frame still in
- *     the table is freed).
+ *     that a failure puts every slot back as it was. Frame reference counts
+ *     are not touched in this phase; new frames for holes are made here.
+ *     Every frame of a slot the batch changes (the frame it takes, the one
+ *     it places, the one whose protection changes) is claimed (space.c):
+ *     its page stays locked until the batch ends, so no fault maps it at a
+ *     changed slot meanwhile.
+ *  3. Unmap the changed slots from every process.
+ *  4. Check the frames taken from a slot for pins, now that no PTE of a
+ *     changed slot can hand out new references (GUP-fast takes them
+ *     through a present PTE under the PTL alone, with no fault and no page
+ *     lock, so a count made before the unmap could be stale a moment
+ *     later). A frame whose page has references that neither slots, page
+ *     tables nor parked faults explain (get_user_pages: O_DIRECT, vmsplice,
+ *     io_uring) cannot leave a slot: the batch fails with -EBUSY, as
+ *     UFFDIO_MOVE does. The check lets faults that looked the frame up
+ *     before the claim through (upage_frame_busy()); they map what the
+ *     table says *now*, which step 5 makes right either way.
+ *  5. Commit: unlock the pages, then settle the counts (every slot's new
+ *     frame gains a slot before any old frame loses one, so no frame still
+ *     in the table is freed). Or, on any failure, roll back: restore the
+ *     table, unmap the changed slots again (removing whatever a fault let
+ *     through in step 4 mapped from the table that is being undone), and
+ *     only then unlock.
  *
- * A frame whose page has references that neither slots nor page tables
- * explain (get_user_pages: O_DIRECT, vmsplice, io_uring) cannot leave a
- * slot: the batch fails with -EBUSY, as UFFDIO_MOVE does. The check runs
- * with the frame claimed (space.c), so that faults do not take references
- * meanwhile; the core can still hold one for a moment around our fault
+ * The invariant: a PTE of a changed slot is removed after every change of
+ * the table (apply or rollback) with the frames involved locked, so no PTE
+ * outlives the table state it was made from.
+ *
+ * The core can still hold a page reference for a moment around our fault
  * handlers, so a busy batch is retried a few times before -EBUSY is
- * returned.
+ * returned. Long batches yield the CPU every UPAGE_EDIT_RESCHED slots and
+ * stop with -EINTR (changing nothing) on a fatal signal.
  */
 #include <linux/mm.h>
 #include <linux/pagemap.h>
@@ -36,22 +53,74 @@
 
 /* Unmap changed slots run by run up to this many runs, else their span. */
 #define UPAGE_EDIT_MAX_RUNS	16
+/* Slots a batch edits between two looks at the scheduler and signals. */
+#define UPAGE_EDIT_RESCHED	1024
 
 struct upage_undo {
 	pgoff_t idx;
 	struct upage_slot old;
 };
 
+/* A frame the batch claimed, and the first op that took it from a slot. */
+struct upage_edit_lock {
+	struct upage_frame *frame;
+	u32 taken_by;			/* U32_MAX: only placed or protected */
+};
+
+/*
+ * The undo log holds each slot once (UPAGE_SLOT_F_EDITED), so the space's
+ * size bounds it. The claimed and created frames have no such bound: one
+ * batch may fill the same hole again and again (alias from it, move the
+ * new frame away), so those two logs grow as needed.
+ */
 struct upage_edit_ctx {
 	struct upage_space *space;
 	struct upage_undo *undo;	/* first change of each slot */
 	size_t nr_undo, max_undo;
-	struct upage_frame **locked;	/* frames whose page we locked */
+	struct upage_edit_lock *locked;	/* frames whose page we locked */
 	size_t nr_locked, max_locked;
 	struct upage_frame **created;	/* frames made for holes */
-	size_t nr_created;
+	size_t nr_created, max_created;
 	pgoff_t *runs;			/* scratch for the unmap */
+	u32 op_index;			/* the op being applied */
+	u64 steps;			/* slots edited so far */
 };
+
+/*
+ * Make room for one more entry of @size bytes in *@vec, holding *@nr of
+ * *@max: -ENOMEM if there is none. Called with page locks held, as a
+ * hole's new frame is: reclaim never waits for our pages (they are on no
+ * LRU) and our shrinker only trylocks.
+ */
+static int upage_edit_grow(void **vec, size_t *max, size_t nr, size_t size)
+{
+	size_t want = max_t(size_t, 2 * *max, 64);
+	void *bigger;
+
+	if (nr < *max)
+		return 0;
+	bigger = kvmalloc_array(want, size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!bigger)
+		return -ENOMEM;
+	if (*vec)
+		memcpy(bigger, *vec, nr * size);
+	kvfree(*vec);
+	*vec = bigger;
+	*max = want;
+	return 0;
+}
+
+/*
+ * Every UPAGE_EDIT_RESCHED slots: yield the CPU, and give up (the batch
+ * is rolled back) if the task is being killed.
+ */
+static int upage_edit_step(struct upage_edit_ctx *ctx)
+{
+	if (++ctx->steps % UPAGE_EDIT_RESCHED)
+		return 0;
+	cond_resched();
+	return fatal_signal_pending(current) ? -EINTR : 0;
+}
 
 static bool upage_ranges_overlap(u64 a, u64 b, u64 n)
 {
@@ -110,24 +179,40 @@ static void upage_edit_record(struct upage_edit_ctx *ctx, pgoff_t idx)
 	spin_unlock(&ctx->space->table_lock);
 }
 
-/* Claim @frame (lock its page) for the rest of the batch, once. */
-static void upage_edit_lock(struct upage_edit_ctx *ctx,
-			    struct upage_frame *frame)
+/*
+ * Claim @frame (lock its page) for the rest of the batch, once; @taken:
+ * it leaves a slot, so its pins are checked before the batch commits.
+ */
+static int upage_edit_lock(struct upage_edit_ctx *ctx,
+			   struct upage_frame *frame, bool taken)
 {
+	struct upage_edit_lock *entry;
+	int ret;
+
 	/* An evicted frame has no page to map: nothing to lock. */
-	if (!frame || !frame->page || frame->claimed)
-		return;
-	if (WARN_ON_ONCE(ctx->nr_locked >= ctx->max_locked))
-		return;
+	if (!frame || !frame->page)
+		return 0;
+	if (frame->claimed) {
+		/* Claimed by this batch (we hold space->lock): mark it taken. */
+		if (!taken || WARN_ON_ONCE(frame->edit_idx >= ctx->nr_locked))
+			return 0;
+		entry = &ctx->locked[frame->edit_idx];
+		entry->taken_by = min(entry->taken_by, ctx->op_index);
+		return 0;
+	}
+	ret = upage_edit_grow((void **)&ctx->locked, &ctx->max_locked,
+			      ctx->nr_locked, sizeof(*ctx->locked));
+	if (ret)
+		return ret;
 	upage_frame_claim(ctx->space, frame);
-	ctx->locked[ctx->nr_locked++] = frame;
+	frame->edit_idx = ctx->nr_locked;
+	entry = &ctx->locked[ctx->nr_locked++];
+	entry->frame = frame;
+	entry->taken_by = taken ? ctx->op_index : U32_MAX;
+	return 0;
 }
 
-/*
- * The frame of slot @idx is about to leave it for @next: refuse if its page
- * is pinned. The check is made each time the frame leaves a slot, with the
- * frame claimed, so that faults in flight are not taken for pins.
- */
+/* The frame of slot @idx is about to leave it for @next. */
 static int upage_edit_take(struct upage_edit_ctx *ctx, pgoff_t idx,
 			   struct upage_frame *next)
 {
@@ -135,8 +220,7 @@ static int upage_edit_take(struct upage_edit_ctx *ctx, pgoff_t idx,
 
 	if (!frame || frame == next)
 		return 0;
-	upage_edit_lock(ctx, frame);
-	return upage_frame_busy(ctx->space, frame) ? -EBUSY : 0;
+	return upage_edit_lock(ctx, frame, true);
 }
 
 /*
@@ -144,12 +228,15 @@ static int upage_edit_take(struct upage_edit_ctx *ctx, pgoff_t idx,
  * are locked as well as frames taken: if the batch is rolled back, they
  * are taken away again, and no fault may have mapped them meanwhile.
  */
-static void upage_edit_set(struct upage_edit_ctx *ctx, pgoff_t idx,
-			   struct upage_frame *frame, bool cow)
+static int upage_edit_set(struct upage_edit_ctx *ctx, pgoff_t idx,
+			  struct upage_frame *frame, bool cow)
 {
 	struct upage_slot *slot = &ctx->space->slots[idx];
+	int ret;
 
-	upage_edit_lock(ctx, frame);
+	ret = upage_edit_lock(ctx, frame, false);
+	if (ret)
+		return ret;
 	upage_edit_record(ctx, idx);
 	spin_lock(&ctx->space->table_lock);
 	slot->frame = frame;
@@ -158,6 +245,7 @@ static void upage_edit_set(struct upage_edit_ctx *ctx, pgoff_t idx,
 	else
 		slot->flags &= ~UPAGE_SLOT_F_COW;
 	spin_unlock(&ctx->space->table_lock);
+	return 0;
 }
 
 /* Give the hole at @idx a zeroed frame, so that aliases share it. */
@@ -166,8 +254,14 @@ static int upage_edit_fill(struct upage_edit_ctx *ctx, pgoff_t idx)
 	struct upage_frame *frame;
 	struct page *page;
 
+	int ret;
+
 	if (ctx->space->slots[idx].frame)
 		return 0;
+	ret = upage_edit_grow((void **)&ctx->created, &ctx->max_created,
+			      ctx->nr_created, sizeof(*ctx->created));
+	if (ret)
+		return ret;
 	page = upage_alloc_frame_page();
 	if (IS_ERR(page))
 		return PTR_ERR(page);
@@ -177,8 +271,7 @@ static int upage_edit_fill(struct upage_edit_ctx *ctx, pgoff_t idx)
 		return -ENOMEM;
 	}
 	ctx->created[ctx->nr_created++] = frame;
-	upage_edit_set(ctx, idx, frame, false);
-	return 0;
+	return upage_edit_set(ctx, idx, frame, false);
 }
 
 static int upage_edit_alias(struct upage_edit_ctx *ctx,
@@ -191,14 +284,17 @@ static int upage_edit_alias(struct upage_edit_ctx *ctx,
 	for (i = 0; i < op->n; i++) {
 		struct upage_slot *src = &slots[op->src + i];
 
-		ret = upage_edit_fill(ctx, op->src + i);
+		ret = upage_edit_step(ctx);
+		if (!ret)
+			ret = upage_edit_fill(ctx, op->src + i);
 		if (!ret)
 			ret = upage_edit_take(ctx, op->dst + i, src->frame);
+		/* An alias of a copy-on-write alias is one too. */
+		if (!ret)
+			ret = upage_edit_set(ctx, op->dst + i, src->frame,
+					     cow || (src->flags & UPAGE_SLOT_F_COW));
 		if (ret)
 			return ret;
-		/* An alias of a copy-on-write alias is one too. */
-		upage_edit_set(ctx, op->dst + i, src->frame,
-			       cow || (src->flags & UPAGE_SLOT_F_COW));
 	}
 	return 0;
 }
@@ -213,14 +309,18 @@ static int upage_edit_move(struct upage_edit_ctx *ctx,
 	for (i = 0; i < op->n; i++) {
 		struct upage_slot *src = &slots[op->src + i];
 
-		ret = upage_edit_take(ctx, op->dst + i, src->frame);
+		ret = upage_edit_step(ctx);
+		if (!ret)
+			ret = upage_edit_take(ctx, op->dst + i, src->frame);
 		if (!ret)
 			ret = upage_edit_take(ctx, op->src + i, NULL);
+		if (!ret)
+			ret = upage_edit_set(ctx, op->dst + i, src->frame,
+					     src->flags & UPAGE_SLOT_F_COW);
+		if (!ret)
+			ret = upage_edit_set(ctx, op->src + i, NULL, false);
 		if (ret)
 			return ret;
-		upage_edit_set(ctx, op->dst + i, src->frame,
-			       src->flags & UPAGE_SLOT_F_COW);
-		upage_edit_set(ctx, op->src + i, NULL, false);
 	}
 	return 0;
 }
@@ -236,13 +336,19 @@ static int upage_edit_swap(struct upage_edit_ctx *ctx,
 		struct upage_slot a = slots[op->dst + i];
 		struct upage_slot b = slots[op->src + i];
 
-		ret = upage_edit_take(ctx, op->dst + i, b.frame);
+		ret = upage_edit_step(ctx);
+		if (!ret)
+			ret = upage_edit_take(ctx, op->dst + i, b.frame);
 		if (!ret)
 			ret = upage_edit_take(ctx, op->src + i, a.frame);
+		if (!ret)
+			ret = upage_edit_set(ctx, op->dst + i, b.frame,
+					     b.flags & UPAGE_SLOT_F_COW);
+		if (!ret)
+			ret = upage_edit_set(ctx, op->src + i, a.frame,
+					     a.flags & UPAGE_SLOT_F_COW);
 		if (ret)
 			return ret;
-		upage_edit_set(ctx, op->dst + i, b.frame, b.flags & UPAGE_SLOT_F_COW);
-		upage_edit_set(ctx, op->src + i, a.frame, a.flags & UPAGE_SLOT_F_COW);
 	}
 	return 0;
 }
@@ -254,10 +360,13 @@ static int upage_edit_discard(struct upage_edit_ctx *ctx,
 	int ret;
 
 	for (i = 0; i < op->n; i++) {
-		ret = upage_edit_take(ctx, op->dst + i, NULL);
+		ret = upage_edit_step(ctx);
+		if (!ret)
+			ret = upage_edit_take(ctx, op->dst + i, NULL);
+		if (!ret)
+			ret = upage_edit_set(ctx, op->dst + i, NULL, false);
 		if (ret)
 			return ret;
-		upage_edit_set(ctx, op->dst + i, NULL, false);
 	}
 	return 0;
 }
@@ -267,19 +376,25 @@ static int upage_edit_protect(struct upage_edit_ctx *ctx,
 {
 	struct upage_slot *slots = ctx->space->slots;
 	u64 i;
+	int ret;
 
 	for (i = 0; i < op->n; i++) {
 		struct upage_slot *slot = &slots[op->dst + i];
 
+		ret = upage_edit_step(ctx);
+		if (ret)
+			return ret;
 		if (slot->prot == op->prot)
 			continue;
 		/*
-		 * Narrowing: lock the page so that a fault which checked the
-		 * old protection cannot map it after our unmap. Pins do not
-		 * matter here: the frame stays.
+		 * Narrowing or widening, lock the page: a fault that checked
+		 * the old protection must not map after our unmap, and one
+		 * must not map with the new protection before a rollback
+		 * takes it back. Pins do not matter here: the frame stays.
 		 */
-		if ((op->prot & ~slot->prot) == 0)
-			upage_edit_lock(ctx, slot->frame);
+		ret = upage_edit_lock(ctx, slot->frame, false);
+		if (ret)
+			return ret;
 		upage_edit_record(ctx, op->dst + i);
 		spin_lock(&ctx->space->table_lock);
 		slot->prot = op->prot;
@@ -310,13 +425,25 @@ static int upage_edit_one(struct upage_edit_ctx *ctx,
 
 static void upage_edit_unlock_pages(struct upage_edit_ctx *ctx)
 {
+	struct upage_space *space = ctx->space;
 	size_t i;
 
-	upage_space_end_claims(ctx->space, ctx->locked, ctx->nr_locked);
+	if (!ctx->nr_locked)
+		return;
+	spin_lock(&space->table_lock);
+	for (i = 0; i < ctx->nr_locked; i++) {
+		ctx->locked[i].frame->claimed = false;
+		ctx->locked[i].frame->parked = 0;
+	}
+	space->claim_seq++;
+	spin_unlock(&space->table_lock);
+	wake_up_all(&space->claim_wq);
 	for (i = 0; i < ctx->nr_locked; i++)
-		unlock_page(ctx->locked[i]->page);
+		unlock_page(ctx->locked[i].frame->page);
 	ctx->nr_locked = 0;
 }
+
+static void upage_edit_unmap(struct upage_edit_ctx *ctx);
 
 /* Put every changed slot back; free the frames made for holes. */
 static void upage_edit_rollback(struct upage_edit_ctx *ctx)
@@ -331,10 +458,11 @@ static void upage_edit_rollback(struct upage_edit_ctx *ctx)
 	}
 	spin_unlock(&space->table_lock);
 	/*
-	 * Every frame placed or taken was locked, so no fault mapped one at a
-	 * changed slot: nothing to unmap. Faults waiting on those locks
-	 * re-check and find the slots as they were.
+	 * The pin check let faults that waited on a claimed page through,
+	 * and they mapped from the table being undone: unmap again, with
+	 * every frame still locked, before any fault may look again.
 	 */
+	upage_edit_unmap(ctx);
 	upage_edit_unlock_pages(ctx);
 	for (i = 0; i < ctx->nr_created; i++) {
 		ctx->created[i]->nr_slots = 1;
@@ -379,13 +507,42 @@ static void upage_edit_unmap(struct upage_edit_ctx *ctx)
 	}
 }
 
+/*
+ * The changed slots are unmapped: check the frames taken from them for
+ * pins. On -EBUSY, *@error_index is the first op that took a pinned one.
+ */
+static int upage_edit_check_pins(struct upage_edit_ctx *ctx, u32 *error_index)
+{
+	bool drained = false;
+	u32 busy = U32_MAX;
+	size_t i;
+
+	for (i = 0; i < ctx->nr_locked; i++) {
+		struct upage_edit_lock *entry = &ctx->locked[i];
+
+		if (entry->taken_by == U32_MAX || entry->taken_by >= busy)
+			continue;
+		/*
+		 * Faults let through while draining map from the new table:
+		 * right if it commits, undone by the rollback's unmap if not.
+		 */
+		if (upage_frame_busy(ctx->space, entry->frame, &drained))
+			busy = entry->taken_by;
+	}
+	if (busy == U32_MAX)
+		return 0;
+	*error_index = busy;
+	return -EBUSY;
+}
+
 static void upage_edit_commit(struct upage_edit_ctx *ctx)
 {
 	struct upage_space *space = ctx->space;
 	size_t i;
 
-	upage_edit_unmap(ctx);
 	upage_edit_unlock_pages(ctx);
+	/* Frames may have moved under a store write in flight (backing.c). */
+	space->edit_seq++;
 
 	spin_lock(&space->table_lock);
 	for (i = 0; i < ctx->nr_undo; i++) {
@@ -425,42 +582,48 @@ static void upage_edit_ctx_free(struct upage_edit_ctx *ctx)
 	ctx->locked = NULL;
 	ctx->created = NULL;
 	ctx->runs = NULL;
+	ctx->max_locked = 0;
+	ctx->max_created = 0;
 }
 
-/*
- * Size the logs for @slots slot changes at most: each slot is recorded
- * once, each frame locked once (at most the slots' frames plus new ones).
- */
+/* Size the undo log for @slots slot changes at most. */
 static int upage_edit_ctx_alloc(struct upage_edit_ctx *ctx, size_t slots)
 {
 	gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
 
 	ctx->max_undo = slots;
-	ctx->max_locked = 2 * slots;
 	ctx->undo = kvmalloc_array(slots, sizeof(*ctx->undo), gfp);
-	ctx->locked = kvmalloc_array(2 * slots, sizeof(*ctx->locked), gfp);
-	ctx->created = kvmalloc_array(slots, sizeof(*ctx->created), gfp);
 	ctx->runs = kvmalloc_array(slots, sizeof(*ctx->runs), gfp);
-	if (ctx->undo && ctx->locked && ctx->created && ctx->runs)
+	if (ctx->undo && ctx->runs)
 		return 0;
 	upage_edit_ctx_free(ctx);
 	return -ENOMEM;
 }
 
-/* How many slot changes @ops may make, capped at @cap. */
-static size_t upage_edit_slots(const struct upage_edit_op *ops, u32 count,
-			       size_t cap)
+/*
+ * How many slot changes @ops make at most, counting both ranges of a
+ * two-range op; U64_MAX past UPAGE_EDIT_MAX_SLOTS, with *@over the op
+ * that crosses it.
+ */
+static u64 upage_edit_slots(const struct upage_edit_op *ops, u32 count,
+			    u32 *over)
 {
-	size_t total = 0;
+	u64 total = 0;
 	u32 i;
 
-	for (i = 0; i < count && total < cap; i++) {
-		u64 n = min_t(u64, ops[i].n, cap);
+	for (i = 0; i < count; i++) {
+		u64 n = ops[i].n;
 
-		total += ops[i].op == UPAGE_OP_PROTECT ||
-			 ops[i].op == UPAGE_OP_DISCARD ? n : 2 * n;
+		if (ops[i].op != UPAGE_OP_PROTECT &&
+		    ops[i].op != UPAGE_OP_DISCARD)
+			n = n > UPAGE_EDIT_MAX_SLOTS ? n : 2 * n;
+		if (n > UPAGE_EDIT_MAX_SLOTS - total) {
+			*over = i;
+			return U64_MAX;
+		}
+		total += n;
 	}
-	return min(total, cap);
+	return total;
 }
 
 static int upage_edit_try(struct upage_edit_ctx *ctx,
@@ -480,18 +643,26 @@ static int upage_edit_try(struct upage_edit_ctx *ctx,
 		}
 	}
 	for (i = 0; i < count; i++) {
+		ctx->op_index = i;
 		ret = upage_edit_one(ctx, &ops[i]);
 		if (ret) {
-			/* Out of memory is not the op's fault; a limit is. */
-			*error_index = ret == -ENOMEM ? U32_MAX : i;
-			upage_edit_rollback(ctx);
-			return ret;
+			/* Memory and signals are not the op's fault; a limit is. */
+			*error_index = ret == -ENOMEM || ret == -EINTR ? U32_MAX : i;
+			goto out_rollback;
 		}
 	}
+	upage_edit_unmap(ctx);
+	ret = upage_edit_check_pins(ctx, error_index);
+	if (ret)
+		goto out_rollback;
 	upage_edit_commit(ctx);
 	atomic64_add(count, &space->stats.edits);
 	atomic64_inc(&space->stats.batches);
 	return 0;
+
+out_rollback:
+	upage_edit_rollback(ctx);
+	return ret;
 }
 
 int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
@@ -500,12 +671,16 @@ int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 	struct upage_edit_ctx ctx = { .space = space };
 	size_t slots = 0, need;
 	int busy = 0, ret;
+	u64 total;
 
 	*error_index = U32_MAX;
+	total = upage_edit_slots(ops, count, error_index);
+	if (total == U64_MAX)
+		return -EINVAL;
 	for (;;) {
 		mutex_lock(&space->lock);
-		/* No slot is recorded twice: the space's size bounds the logs. */
-		need = upage_edit_slots(ops, count, space->nr_pages + 1);
+		/* No slot is recorded twice: the space's size bounds the log. */
+		need = min_t(u64, total, space->nr_pages + 1);
 		if (need > slots) {
 			mutex_unlock(&space->lock);
 			upage_edit_ctx_free(&ctx);
@@ -525,3 +700,4 @@ int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 	upage_edit_ctx_free(&ctx);
 	return ret;
 }
+

@@ -63,6 +63,27 @@ static bool upage_trapped(struct upage_slot_state *state, u32 access,
 	return !passed || state->trap_seq != pass_seq;
 }
 
+/*
+ * A wait of the fault path (space->lock, a claim) was cut short by a
+ * fatal signal: give up the fault without a page. With the lock dropped
+ * and VM_FAULT_RETRY, the core sees the signal and a kernel-mode access
+ * fails (EFAULT) instead of faulting again at once.
+ */
+static vm_fault_t upage_fault_killed(struct vm_fault *vmf)
+{
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return VM_FAULT_SIGBUS;
+	if (!(vmf->flags & FAULT_FLAG_RETRY_NOWAIT))
+		upage_release_fault_lock(vmf);
+	return VM_FAULT_RETRY;
+}
+
+/* An errno of the fault path's helpers as a fault result. */
+static vm_fault_t upage_fault_error(struct vm_fault *vmf, int err)
+{
+	return err == -EINTR ? upage_fault_killed(vmf) : vmf_error(err);
+}
+
 /* Drop the page reference (and lock) a lookup gave. */
 static void upage_state_put(struct upage_slot_state *state)
 {
@@ -106,7 +127,7 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 		if (state.claimed) {
 			/* Killed while waiting: the task never sees the page. */
 			if (upage_space_wait_claim(space, state.claim_seq))
-				return VM_FAULT_NOPAGE;
+				return upage_fault_killed(vmf);
 			continue;
 		}
 		if (!upage_access_ok(vmf, &state))
@@ -121,15 +142,17 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 		}
 		if (state.evicted) {
 			ret = upage_space_page_in(space, vmf->pgoff);
+			if (ret == -EINTR || ret == -ENOMEM)
+				return upage_fault_error(vmf, ret);
+			/* A store that cannot be read is SIGBUS. */
 			if (ret)
-				/* A store that cannot be read is SIGBUS. */
-				return ret == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+				return VM_FAULT_SIGBUS;
 			continue;
 		}
 		if (!state.page) {
 			ret = upage_space_fill_hole(space, vmf->pgoff);
 			if (ret)
-				return vmf_error(ret);
+				return upage_fault_error(vmf, ret);
 			continue;
 		}
 
@@ -155,7 +178,7 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 			put_page(state.page);
 			ret = upage_space_break_cow(space, vmf->pgoff, state.page);
 			if (ret)
-				return vmf_error(ret);
+				return upage_fault_error(vmf, ret);
 			continue;
 		}
 		vmf->page = state.page;
@@ -183,9 +206,12 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 	if (ret == -EAGAIN) {
 		/*
 		 * An edit or eviction has claimed the frame and counted our
-		 * reference as parked: wait it out, then fault again.
+		 * reference as parked: wait it out, then fault again. Killed
+		 * meanwhile: .page_mkwrite cannot drop the lock and retry,
+		 * and a kernel-mode access would fault again at once.
 		 */
-		upage_space_wait_claim(space, seq);
+		if (upage_space_wait_claim(space, seq))
+			return VM_FAULT_SIGBUS;
 		return VM_FAULT_NOPAGE;
 	}
 	if (ret) {

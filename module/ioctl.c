@@ -90,6 +90,8 @@ static struct upage_edit_op *upage_edit_copy_ops(u64 uops, u32 count,
 			kvfree(ops);
 			return ERR_PTR(ret);
 		}
+		if (!((i + 1) % 256))
+			cond_resched();
 	}
 	return ops;
 }
@@ -105,6 +107,9 @@ static int upage_edit_checked(struct upage_ucmd *ucmd)
 	if (!cmd->count || cmd->count > UPAGE_EDIT_MAX_OPS ||
 	    cmd->op_size < offsetofend(struct upage_edit_op, __reserved))
 		return -EINVAL;
+	/* A bound on the tails to check for zeros, as for the struct. */
+	if (cmd->op_size > PAGE_SIZE)
+		return -E2BIG;
 
 	/* Copied before any lock: the ops may lie in this space's mapping. */
 	ops = upage_edit_copy_ops(cmd->ops, cmd->count, cmd->op_size,
@@ -448,9 +453,15 @@ long upage_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return -EFAULT;
 	if (ucmd.user_size < op->min_size)
 		return -EINVAL;
+	/* As openat2: a bound on the tail that must be checked for zeros. */
+	if (ucmd.user_size > PAGE_SIZE)
+		return -E2BIG;
 	ret = copy_struct_from_user(ucmd.cmd, op->size, ucmd.ubuffer,
 				    ucmd.user_size);
 	if (ret)
 		return ret;
-	return op->execute(&ucmd);
+	ret = op->execute(&ucmd);
+	/* Store pages the call gave back are punched when it returns. */
+	upage_store_flush(ucmd.space);
+	return ret;
 }

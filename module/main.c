@@ -57,6 +57,8 @@ static const struct file_operations upage_fops = {
 	.unlocked_ioctl = upage_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
+	/* As a memfd: msync(MS_SYNC) and fsync() have nothing to wait for. */
+	.fsync = noop_fsync,
 };
 
 static struct miscdevice upage_misc = {

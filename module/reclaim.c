@@ -126,9 +126,12 @@ int upage_lazy_free(struct upage_space *space, u64 first, u64 n, u64 *done)
 	}
 	upage_reclaim_unmap(space, frames, nr, first, first + n);
 	spin_lock(&space->table_lock);
+	/*
+	 * A reclaimed frame read since (zeros) stays RECLAIMED: only a write
+	 * ends that.
+	 */
 	for (i = 0; i < nr; i++) {
 		frames[i]->lazy = true;
-		frames[i]->reclaimed = false;
 		frames[i]->stored = false;
 		ClearPageDirty(frames[i]->page);
 	}
@@ -164,7 +167,7 @@ static unsigned long upage_shrink_space(struct upage_space *space,
 		struct upage_frame *frame = space->slots[s].frame;
 
 		if (!frame || !frame->page || !frame->lazy || frame->pinned ||
-		    frame->claimed)
+		    frame->claimed || frame->wb_page)
 			continue;
 		(*budget)--;
 		if (upage_frame_try_claim(space, frame))
@@ -177,6 +180,15 @@ static unsigned long upage_shrink_space(struct upage_space *space,
 	for (i = 0; i < nr; i++) {
 		struct upage_frame *frame = frames[i];
 
+		/*
+		 * Pinned through a PTE between the claim and the unmap
+		 * (GUP-fast): kept, as the kernel keeps a lazyfree page whose
+		 * references it cannot explain.
+		 */
+		if (upage_frame_pinned_now(space, frame)) {
+			unlock_page(frame->page);
+			continue;
+		}
 		if (PageDirty(frame->page)) {
 			/* Written through a pin since: keep the data. */
 			spin_lock(&space->table_lock);
@@ -241,19 +253,22 @@ static unsigned long upage_shrink_scan(struct shrinker *shrinker,
 }
 
 /*
- * Part of a reclaim pass over @space (lock held): from where the last one
- * stopped, page out cold frames (up to *@want) and mark the used ones
- * unused, then unmap what it passed. Returns how many slots it passed, or
- * a negative errno if the store failed.
+ * Part of a reclaim pass over @space (lock held, dropped while the store
+ * is written): from where the last one stopped, page out cold frames (up
+ * to *@want) and mark the used ones unused, then unmap what it passed.
+ * Returns how many slots it passed, or a negative errno if the store
+ * failed.
  */
 static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
 				unsigned long *evicted)
 {
 	struct upage_frame *frames[UPAGE_RECLAIM_BATCH];
 	size_t max = min_t(unsigned long, *want, UPAGE_RECLAIM_BATCH);
+	bool aliased = false;
 	pgoff_t start, s;
-	size_t nr = 0, i;
-	int ret = 0;
+	size_t nr = 0, i, kept;
+	u64 done = 0;
+	int ret;
 
 	start = space->scan_next < space->nr_pages ? space->scan_next : 0;
 	for (s = start; s < space->nr_pages && nr < max; s++) {
@@ -261,14 +276,16 @@ static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
 
 		/* Lazily freed frames are the shrinker's own. */
 		if (!frame || !frame->page || frame->pinned || frame->claimed ||
-		    frame->lazy)
+		    frame->lazy || frame->wb_page)
 			continue;
 		if (READ_ONCE(frame->used)) {
 			WRITE_ONCE(frame->used, false);
 			continue;
 		}
-		if (upage_frame_try_claim(space, frame))
+		if (upage_frame_try_claim(space, frame)) {
 			frames[nr++] = frame;
+			aliased |= frame->nr_slots > 1;
+		}
 	}
 	space->scan_next = s;
 	/* The window, so that the used frames fault (and count) again. */
@@ -276,16 +293,18 @@ static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
 		upage_reclaim_unmap(space, frames, nr, start, s);
 	else if (s > start)
 		upage_space_unmap(space, start, s - start);
-	for (i = 0; i < nr; i++) {
-		if (ret) {
+	/* A GUP-fast pin taken before the unmap: not cold after all. */
+	for (i = 0, kept = 0; i < nr; i++) {
+		if (upage_frame_pinned_now(space, frames[i])) {
+			upage_space_end_claims(space, &frames[i], 1);
 			unlock_page(frames[i]->page);
 			continue;
 		}
-		ret = upage_frame_evict_locked(space, frames[i]);
-		if (!ret)
-			(*evicted)++;
+		frames[kept++] = frames[i];
 	}
-	upage_space_end_claims(space, frames, nr);
+	ret = upage_backing_evict_claimed(space, frames, kept, start, s - start,
+					  aliased, &done);
+	*evicted += done;
 	*want -= min_t(unsigned long, *want, nr);
 	return ret ?: (long)(s - start);
 }
@@ -297,8 +316,15 @@ static void upage_reclaim_work(struct work_struct *work)
 	unsigned long want, walked = 0, evicted = 0;
 	long ret = 0;
 
+	/*
+	 * Never wait for space->lock here: a page-in holding it may wait for
+	 * the program's store (a FUSE file, say) as long as that likes, and
+	 * this worker serves every space. The next shrinker scan queues the
+	 * work again.
+	 */
+	if (!mutex_trylock(&space->lock))
+		return;
 	want = atomic_long_xchg(&space->reclaim_target, 0);
-	mutex_lock(&space->lock);
 	/* At most one pass: cold is "not used since the previous one". */
 	while (want && space->reclaim && walked < space->nr_pages) {
 		ret = upage_reclaim_batch(space, &want, &evicted);

@@ -15,6 +15,7 @@
  * the slot is unmapped (fault.c explains why).
  */
 #include <linux/atomic.h>
+#include <linux/capability.h>
 #include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
@@ -88,6 +89,9 @@ struct upage_space *upage_space_create(void)
 	space->inode = inode;
 	space->track_gen = 1;
 	upage_trap_init(space);
+	upage_store_init(space);
+	/* As userfaultfd without UFFD_USER_MODE_ONLY: a privilege (trap.c). */
+	space->trap_kernel = capable(CAP_SYS_PTRACE);
 	space->id = atomic64_inc_return(&upage_space_ids);
 	upage_reclaim_add(space);
 	return space;
@@ -145,6 +149,9 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	frame->reclaimed = false;
 	frame->used = true;
 	frame->marked = false;
+	frame->dead = false;
+	frame->wb_page = NULL;
+	frame->wb_error = 0;
 	frame->store_off = -1;
 	frame->written = 0;
 	frame->id = ++space->next_frame_id;
@@ -196,14 +203,28 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 	if (frame->page) {
 		if (frame->lazy) {
 			spin_lock(&space->table_lock);
+			frame->lazy = false;
 			space->nr_lazy--;
 			spin_unlock(&space->table_lock);
 		}
 		upage_free_frame_page(frame->page);
+		frame->page = NULL;
 		space->nr_resident--;
 	}
-	upage_backing_release(space, frame);
 	space->nr_frames--;
+	/* Being written to the store: the writer frees it (backing.c). */
+	if (frame->wb_page) {
+		frame->dead = true;
+		return;
+	}
+	upage_frame_free(space, frame);
+}
+
+/* Free @frame, which no slot shows: its pin charge and store page too. */
+void upage_frame_free(struct upage_space *space, struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+	upage_backing_release(space, frame);
 	kmem_cache_free(upage_frame_cache, frame);
 }
 
@@ -251,10 +272,12 @@ static bool upage_frame_unexplained(struct upage_space *space,
  * Is the page of @frame, claimed by the caller, pinned? References that
  * nothing explains may belong to faults that looked the frame up before
  * the claim and wait for its page lock: let them through (they re-check
- * the slot and either map the page as the table had it or look again)
- * for a few jiffies before calling it a pin.
+ * the slot and either map the page as the table has it or look again)
+ * for a few jiffies before calling it a pin. *@drained is set if the page
+ * was unlocked meanwhile: the faults let through may have mapped it.
  */
-bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame)
+bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame,
+		      bool *drained)
 {
 	struct page *page = frame->page;
 	int tries;
@@ -267,10 +290,22 @@ bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame)
 		    tries == UPAGE_DRAIN_TRIES)
 			return true;
 		unlock_page(page);
+		*drained = true;
 		schedule_timeout_uninterruptible(1);
 		lock_page(page);
 	}
 	return false;
+}
+
+/*
+ * Whether @frame, claimed and locked by the caller and unmapped since,
+ * gained a reference nothing explains: a get_user_pages-fast pin taken
+ * through a PTE before the unmap.
+ */
+bool upage_frame_pinned_now(struct upage_space *space,
+			    struct upage_frame *frame)
+{
+	return upage_frame_unexplained(space, frame);
 }
 
 /*
@@ -418,7 +453,7 @@ void upage_space_destroy(struct upage_space *space)
 	}
 	mutex_unlock(&space->lock);
 
-	upage_backing_destroy(space);
+	upage_store_destroy(space);
 	upage_trap_destroy(space);
 	kvfree(space->slots);
 	iput(space->inode);
@@ -637,11 +672,13 @@ int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
 	return 0;
 }
 
+/* For the fault path: -EINTR on a fatal signal while waiting for the lock. */
 int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
 {
 	int ret;
 
-	mutex_lock(&space->lock);
+	if (mutex_lock_killable(&space->lock))
+		return -EINTR;
 	ret = upage_space_fill_hole_locked(space, idx);
 	mutex_unlock(&space->lock);
 	return ret;
@@ -665,7 +702,10 @@ int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 	if (IS_ERR(page))
 		return PTR_ERR(page);
 
-	mutex_lock(&space->lock);
+	if (mutex_lock_killable(&space->lock)) {
+		upage_free_frame_page(page);
+		return -EINTR;
+	}
 	slot = idx < space->nr_pages ? &space->slots[idx] : NULL;
 	if (!slot || !slot->frame || slot->frame->page != old ||
 	    !(slot->flags & UPAGE_SLOT_F_COW))

@@ -11,11 +11,24 @@
  * frame (UPAGE_SLOT_F_DIRTY). Writes are recorded on the frame, so a
  * write through any alias dirties every tracked slot that shows it.
  *
- * Re-arming. Only a write-protected page reaches .page_mkwrite, so arming
- * write-protects the armed slots' pages in every mapping of the space,
- * and those of their aliases (wp_shared_mapping_range(); unmapping them
- * where the kernel lacks it). Slots reported clean need nothing: no write
- * reached their frame, so no mapping of it was made writable.
+ * Re-arming. Only a write that faults reaches .page_mkwrite, so arming
+ * unmaps the armed slots' pages in every mapping of the space, and those
+ * of their aliases; the next access faults, and maps a shared page
+ * read-only first (the VMAs have .page_mkwrite), so the first write is
+ * seen. Slots reported clean need nothing: no write reached their frame,
+ * so no mapping of it was made writable.
+ *
+ * Why unmap and not write-protect (wp_shared_mapping_range()): a
+ * write-protected PTE keeps its dirty bit, and the kernel takes a
+ * read-only but dirty PTE of a shared write-notify mapping as already
+ * notified: mprotect() making the VMA writable again
+ * (can_change_pte_writable()) and NUMA hinting faults make it writable
+ * without asking us, so a write after mprotect(PROT_READ) and back would
+ * go unseen. And walk_page_mapping(), under that helper, stops at the
+ * first VMA of the mapping that is not shared and writable: a MAP_PRIVATE
+ * mapping of the space that sorts first hides every shared one.
+ * unmap_mapping_pages() has neither problem; its price is a read fault
+ * after each arm for a page that is read before it is written again.
  *
  * The race with a write in flight: .page_mkwrite records the write, and
  * the core makes the PTE writable after it returns, with the page still
@@ -66,22 +79,11 @@ void upage_space_fence(struct upage_space *space, u64 first, u64 n)
 	}
 }
 
-/* Make every mapping of slots first..first+n-1 read-only. */
-void upage_space_wrprotect(struct upage_space *space, u64 first, u64 n)
-{
-#if IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS)
-	wp_shared_mapping_range(space->inode->i_mapping, first, n);
-#else
-	/* Without the helpers (some configs): unmap, the next access refaults. */
-	unmap_mapping_pages(space->inode->i_mapping, first, n, false);
-#endif
-}
-
 /*
- * Write-protect the slots outside first..first+n-1 that alias a resident
- * frame inside it: a write through them must reach .page_mkwrite too.
+ * Unmap the slots outside first..first+n-1 that alias a resident frame
+ * inside it: a write through them must reach .page_mkwrite too.
  */
-static void upage_track_wp_aliases(struct upage_space *space, u64 first,
+static void upage_track_unmap_aliases(struct upage_space *space, u64 first,
 				   u64 n)
 {
 	pgoff_t i, start = 0, run = 0;
@@ -110,7 +112,7 @@ static void upage_track_wp_aliases(struct upage_space *space, u64 first,
 			continue;
 		}
 		if (run)
-			upage_space_wrprotect(space, start, run);
+			upage_space_unmap(space, start, run);
 		run = 0;
 		if (!(i % 4096))
 			cond_resched();
@@ -127,8 +129,8 @@ static void upage_track_wp_aliases(struct upage_space *space, u64 first,
 static void upage_track_arm(struct upage_space *space, u64 first, u64 n)
 {
 	upage_space_fence(space, first, n);
-	upage_space_wrprotect(space, first, n);
-	upage_track_wp_aliases(space, first, n);
+	upage_space_unmap(space, first, n);
+	upage_track_unmap_aliases(space, first, n);
 }
 
 /* Take space->lock if slots first..first+n-1 exist (n > 0). */
@@ -198,7 +200,7 @@ int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
 	if (clear && *nr_dirty)
 		space->track_gen++;
 	spin_unlock(&space->table_lock);
-	/* Clean slots are still write-protected everywhere (see above). */
+	/* Clean slots are still mapped read-only at most (see above). */
 	if (clear && *nr_dirty)
 		upage_track_arm(space, lo, hi - lo + 1);
 	mutex_unlock(&space->lock);

@@ -23,8 +23,8 @@
  * protected by space->table_lock, which the fault path already takes; the
  * slots' trap bits change under both space locks, like the rest of a
  * slot. Setting a trap fences faults in flight (track.c) before it unmaps
- * or write-protects the slots, so no PTE installed by a fault that missed
- * the trap survives.
+ * the slots, so no PTE installed by a fault that missed the trap
+ * survives.
  *
  * The handler is the process (its files_struct) that last read() or
  * poll()ed the space. Its .flush (a close of any of its descriptors of the
@@ -275,6 +275,16 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 	/* Cannot drop the lock: no wait (get_user_pages without one). */
 	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
 		return VM_FAULT_SIGBUS;
+	/*
+	 * A kernel-mode access (copy_{to,from}_user of a system call,
+	 * get_user_pages) that waited here would hold the kernel in the
+	 * middle of the call for as long as the handler likes: the classic
+	 * tool for widening a kernel race window. Only a space opened with
+	 * CAP_SYS_PTRACE lets it wait, as userfaultfd without
+	 * UFFD_USER_MODE_ONLY requires; otherwise it fails at once.
+	 */
+	if (!(vmf->flags & FAULT_FLAG_USER) && !space->trap_kernel)
+		return VM_FAULT_SIGBUS;
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;
 
@@ -433,10 +443,11 @@ int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 	spin_unlock(&space->table_lock);
 	if (bits) {
 		upage_space_fence(space, first, n);
-		if (bits & UPAGE_SLOT_F_TRAP_READ)
-			upage_space_unmap(space, first, n);
-		else
-			upage_space_wrprotect(space, first, n);
+		/*
+		 * Unmap, not write-protect, for write traps too: see track.c
+		 * for how a read-only dirty PTE gets its write back.
+		 */
+		upage_space_unmap(space, first, n);
 	}
 	mutex_unlock(&space->lock);
 	if (woken) {

@@ -28,8 +28,12 @@
  * @claimed changes under both space locks, @parked under table_lock, and
  * both are read under table_lock (see "Claims" in space.c). @written
  * (the space's track_gen at the frame's last recorded write, track.c) is
- * set under table_lock; @marked is scratch for track.c under space->lock.
- * @id is
+ * set under table_lock; @marked (track.c) and @edit_idx (edit.c, while
+ * an edit has the frame claimed) are scratch under space->lock.
+ * @wb_page (set while the page is written to the store with no lock
+ * held, backing.c), @dead (the frame lost its last slot meanwhile) and
+ * @wb_error are protected by space->lock; during the write the writer
+ * alone reads @wb_page and @store_off and sets @wb_error. @id is
  * immutable. Frames are reached through the slot table under either
  * space lock.
  */
@@ -44,6 +48,10 @@ struct upage_frame {
 	bool reclaimed;		/* lazy and dropped: zeros until written */
 	bool used;		/* faulted in since the shrinker last looked */
 	bool marked;		/* track.c: an alias of an armed slot */
+	bool dead;		/* no slot left, freed when written out */
+	unsigned int edit_idx;	/* edit.c: its entry in the batch's log */
+	int wb_error;		/* backing.c: how its store write went */
+	struct page *wb_page;	/* backing.c: being written out, with a ref */
 	long store_off;		/* page of the store, -1: none */
 	u64 written;
 	u64 id;
@@ -105,10 +113,12 @@ struct upage_counters {
  * process that maps it. @id and @inode are immutable after creation.
  *
  * @store (the backing store: NULL until the first eviction, or the file
- * set by UPAGE_STORE), @store_base, @store_user and @store_ida are
- * protected by @lock,
+ * set by UPAGE_STORE), @store_base, @store_gen (counts changes of the
+ * store) and @store_ida change under @lock and @table_lock; @store_user
+ * and @nr_io (store writes in flight, backing.c) are protected by @lock,
  * and so are @pin_user (charged for the pinned frames, while there are
- * any) and @nr_pinned.
+ * any), @nr_pinned and @edit_seq (counts committed edits). @punch_list
+ * (store pages to punch, store.c) is protected by @table_lock.
  *
  * @claim_seq (under table_lock) counts the ends of claims; faults that
  * found a claimed frame sleep on @claim_wq until it moves.
@@ -125,7 +135,8 @@ struct upage_counters {
  * Traps (trap.c): @trap_queue (events not read yet), @trap_read (read,
  * not answered), @trap_tickets, @trap_seq, @trap_owner (the handler's
  * files) and @trap_orphaned are protected by @table_lock. Faulting
- * threads sleep on @trap_wq, readers on @trap_poll.
+ * threads sleep on @trap_wq, readers on @trap_poll. @trap_kernel (the
+ * opener had CAP_SYS_PTRACE) is immutable after creation.
  */
 struct upage_space {
 	struct mutex lock;		/* serialises table changes */
@@ -140,6 +151,11 @@ struct upage_space {
 	loff_t store_base;
 	bool store_user;	/* @store is the program's, not our shmem */
 	struct ida store_ida;
+	unsigned long store_gen;
+	unsigned long nr_io;
+	unsigned long edit_seq;
+	struct list_head punch_list;
+	struct work_struct punch_work;
 	struct user_struct *pin_user;
 	unsigned long nr_pinned;
 	unsigned long claim_seq;
@@ -161,6 +177,7 @@ struct upage_space {
 	unsigned long trap_seq;
 	unsigned int trap_timeout_ms;
 	bool trap_orphaned;
+	bool trap_kernel;	/* kernel-mode faults may wait on a trap */
 	fl_owner_t trap_owner;
 	u64 id;
 	struct upage_counters stats;
@@ -205,6 +222,7 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 				    struct page *page);
 void upage_frame_get(struct upage_frame *frame);
 void upage_frame_put(struct upage_space *space, struct upage_frame *frame);
+void upage_frame_free(struct upage_space *space, struct upage_frame *frame);
 void upage_space_lookup(struct upage_space *space, pgoff_t idx,
 			struct upage_slot_state *state);
 bool upage_space_recheck(struct upage_space *space, pgoff_t idx,
@@ -235,7 +253,10 @@ void upage_frame_set_page(struct upage_space *space,
 			  struct upage_frame *frame, struct page *page);
 void upage_space_written(struct upage_space *space, pgoff_t idx,
 			 struct page *page);
-bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame);
+bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame,
+		      bool *drained);
+bool upage_frame_pinned_now(struct upage_space *space,
+			    struct upage_frame *frame);
 void upage_space_end_claims(struct upage_space *space,
 			    struct upage_frame **frames, size_t nr);
 int upage_space_wait_claim(struct upage_space *space, unsigned long seq);
@@ -255,14 +276,27 @@ int upage_backing_unpin(struct upage_space *space, u64 first, u64 n,
 			u64 *done);
 void upage_backing_release(struct upage_space *space,
 			   struct upage_frame *frame);
-void upage_backing_destroy(struct upage_space *space);
-int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
-			    u32 flags);
-int upage_frame_evict_locked(struct upage_space *space,
-			     struct upage_frame *frame);
+int upage_backing_evict_claimed(struct upage_space *space,
+				struct upage_frame **frames, size_t nr,
+				u64 first, u64 n, bool wide, u64 *done);
 void upage_frame_drop(struct upage_space *space, struct upage_frame *frame);
 void upage_backing_forget(struct upage_space *space,
 			  struct upage_frame *frame);
+
+/* store.c */
+void upage_store_init(struct upage_space *space);
+void upage_store_destroy(struct upage_space *space);
+void upage_store_flush(struct upage_space *space);
+int upage_store_open(struct upage_space *space);
+int upage_store_alloc(struct upage_space *space, struct upage_frame *frame);
+int upage_store_write(struct upage_space *space, struct file *store,
+		      loff_t base, long off, struct page *page);
+int upage_store_read(struct upage_space *space, struct upage_frame *frame,
+		     struct page *page);
+void upage_store_release(struct upage_space *space,
+			 struct upage_frame *frame);
+int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
+			    u32 flags);
 
 /* track.c */
 int upage_track(struct upage_space *space, u32 op, u64 first, u64 n);
@@ -272,7 +306,6 @@ void upage_track_undo_clear(struct upage_space *space, u64 first, u64 n,
 			    const unsigned long *bitmap);
 bool upage_slot_dirty(struct upage_slot *slot);
 void upage_space_fence(struct upage_space *space, u64 first, u64 n);
-void upage_space_wrprotect(struct upage_space *space, u64 first, u64 n);
 
 /* trap.c: how a thread's wait on a trap ended */
 enum {

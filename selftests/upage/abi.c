@@ -275,6 +275,13 @@ TEST_F(abi, size_page_zero_tail_works)
 	ASSERT_EQ(0, do_ioctl(self, variant, self->buf));
 }
 
+/* A struct larger than a page is E2BIG, even with a zero tail (openat2). */
+TEST_F(abi, size_past_a_page_is_e2big)
+{
+	valid_arg(self, variant, self->buf, BUF, PAGE + 1);
+	ASSERT_EQ(-E2BIG, do_ioctl(self, variant, self->buf));
+}
+
 /* Outputs are never written past size: the bytes after it are intact. */
 TEST_F(abi, nothing_written_past_size)
 {

@@ -26,7 +26,8 @@
  *
  * - size smaller than the first version of the struct: EINVAL.
  * - size larger than the module knows: the extra bytes must be zero (E2BIG
- *   otherwise); they are ignored.
+ *   otherwise); they are ignored. A size larger than a page is E2BIG, as
+ *   for openat2(2).
  * - Outputs (``out_*`` fields) are written back up to the smaller of the two
  *   sizes.
  *
@@ -214,13 +215,21 @@ struct upage_edit_op {
 /* The most ops one UPAGE_EDIT may carry. */
 #define UPAGE_EDIT_MAX_OPS 65536
 
+/*
+ * The most slots one UPAGE_EDIT may edit: the sum of the ops' n, counting
+ * both ranges of ALIAS, ALIAS_COW, MOVE and SWAP. It bounds the time one
+ * call may take; a batch over it is EINVAL, out_error_index naming the
+ * op that crosses it.
+ */
+#define UPAGE_EDIT_MAX_SLOTS (1ULL << 22)
+
 /**
  * struct upage_edit - ioctl(UPAGE_EDIT)
  * @size: sizeof(struct upage_edit)
  * @flags: must be 0
  * @op_size: sizeof(struct upage_edit_op), so that ops can grow like
  *	structs do (a larger op must have a zero tail; smaller than the first
- *	version is EINVAL)
+ *	version is EINVAL; larger than a page is E2BIG)
  * @count: the number of ops, 1 to UPAGE_EDIT_MAX_OPS
  * @ops: user pointer to @count ops
  * @out_error_index: on failure, the index of the op that was refused, or
@@ -529,9 +538,10 @@ enum upage_track_op {
  *
  * Eviction, page-in, pinning and protection changes are not writes. Writes
  * to a MAP_PRIVATE mapping change the process's own copy, not the frame,
- * and are not recorded. Only the first write after arming costs a fault:
- * arming write-protects the slot's page (and its aliases') in every
- * mapping.
+ * and are not recorded. Only the first access after arming costs a
+ * fault: arming unmaps the slot's page (and its aliases') in every
+ * mapping, and a read maps it back read-only. No mprotect(), madvise() or
+ * other mapping of the space hides a write from tracking.
  */
 struct upage_track {
 	__u32 size;
@@ -612,12 +622,16 @@ struct upage_dirty {
  * module maps trapped slots read-only); on a MAP_PRIVATE mapping only a
  * write that is the first access to the page can be trapped, since later
  * writes copy the page without asking the module. Setting a trap unmaps
- * (read) or write-protects (write) the slots everywhere. Lifting a trap
- * lets the threads waiting on those slots go on, as a resolve would.
+ * the slots everywhere. Lifting a trap lets the threads waiting on those
+ * slots go on, as a resolve would.
  *
  * A fault that cannot wait (get_user_pages without a lock to drop, as
  * /proc/pid/mem access by another process) gets SIGBUS (EFAULT for a
- * syscall) at once, without an event. The handler is the process that
+ * syscall) at once, without an event. So does an access the kernel makes
+ * for a system call (a trapped slot as the buffer of read(2), write(2),
+ * O_DIRECT, ...) in a space opened without CAP_SYS_PTRACE: like
+ * userfaultfd's UFFD_USER_MODE_ONLY, this keeps an unprivileged handler
+ * from holding the kernel in the middle of a system call. The handler is the process that
  * last called read() or poll() on the space: when it closes a descriptor
  * of the space or exits, waiting threads, and later trapped faults until a
  * process reads or polls again, get SIGBUS. So do threads whose wait

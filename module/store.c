@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The backing store file: where evicted frames live (backing.c decides
+ * what goes there and when; this file reads, writes and punches it).
+ *
+ * The store is a shmem file the space creates at its first eviction, or a
+ * regular file the program hands in (UPAGE_STORE). A frame has at most
+ * one store page, at store_base + store_off pages, store_off from the
+ * space's ida.
+ *
+ * The lock rule of this file: **no store I/O that may take the store's
+ * inode lock runs under space->lock, a claim, or any lock the fault path
+ * waits for.** A program can hold the inode lock of its own store
+ * (pwrite(2) to it) while the kernel copies from a buffer that lies in
+ * evicted slots or holes of the same space; that copy faults into the
+ * space and waits for space->lock. If an eviction held space->lock while
+ * its write waited for the inode lock, both would wait for ever, and a
+ * store on FUSE would let another process hold that lock as long as it
+ * likes. So:
+ *
+ *  - Writes (kernel_write(), which takes the inode lock) run with no space
+ *    lock held (backing.c: upage_backing_write_out()).
+ *  - Punches (vfs_fallocate(), inode lock) are queued under table_lock and
+ *    made by a work item that takes no space lock. An offset returns to
+ *    the ida only once punched, so no frame reuses a page a punch is
+ *    about to zero.
+ *  - Reads (kernel_read()) take no inode lock on shmem, ext4 or btrfs, and
+ *    run under space->lock: a page-in must not race an eviction of the
+ *    same frame. (XFS takes its iolock shared for a buffered read: there
+ *    a pwrite to the store from the space's own evicted slots would wait
+ *    on itself. Not done yet: reading through the page cache would avoid
+ *    the filesystem's read_iter.)
+ */
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/idr.h>
+#include <linux/mm.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+
+#include "upage_private.h"
+
+/* A store page given back, waiting to be punched out of the store. */
+struct upage_punch {
+	struct list_head node;
+	int off;
+};
+
+int upage_store_open(struct upage_space *space)
+{
+	struct file *store;
+
+	lockdep_assert_held(&space->lock);
+	if (space->store)
+		return 0;
+	store = shmem_file_setup("upage-store",
+				 (loff_t)upage_max_space_pages << PAGE_SHIFT,
+				 VM_NORESERVE);
+	if (IS_ERR(store))
+		return PTR_ERR(store);
+	space->store = store;
+	return 0;
+}
+
+static loff_t upage_store_pos(struct upage_space *space, long off)
+{
+	return space->store_base + ((loff_t)off << PAGE_SHIFT);
+}
+
+/* Give @frame a store page if it has none; under space->lock. */
+int upage_store_alloc(struct upage_space *space, struct upage_frame *frame)
+{
+	int off;
+
+	lockdep_assert_held(&space->lock);
+	if (frame->store_off >= 0)
+		return 0;
+	off = ida_alloc(&space->store_ida, GFP_KERNEL);
+	if (off < 0)
+		return off;
+	frame->store_off = off;
+	return 0;
+}
+
+/*
+ * Write @page to store page @off of @store. No space lock may be held
+ * (see above): the write takes the store's inode lock.
+ */
+int upage_store_write(struct upage_space *space, struct file *store,
+		      loff_t base, long off, struct page *page)
+{
+	loff_t pos = base + ((loff_t)off << PAGE_SHIFT);
+	ssize_t done;
+	void *addr;
+
+	addr = kmap_local_page(page);
+	done = kernel_write(store, addr, PAGE_SIZE, &pos);
+	kunmap_local(addr);
+	if (done != PAGE_SIZE)
+		return done < 0 ? done : -EIO;
+	atomic64_add(PAGE_SIZE, &space->stats.bytes_written);
+	return 0;
+}
+
+/* Read @frame's store page into @page; under space->lock. */
+int upage_store_read(struct upage_space *space, struct upage_frame *frame,
+		     struct page *page)
+{
+	loff_t pos = upage_store_pos(space, frame->store_off);
+	ssize_t done;
+	void *addr;
+
+	lockdep_assert_held(&space->lock);
+	addr = kmap_local_page(page);
+	done = kernel_read(space->store, addr, PAGE_SIZE, &pos);
+	kunmap_local(addr);
+	if (done != PAGE_SIZE)
+		return done < 0 ? done : -EIO;
+	atomic64_add(PAGE_SIZE, &space->stats.bytes_read);
+	return 0;
+}
+
+/*
+ * Give back @frame's store page: queue it to be punched (and then freed
+ * for reuse) by the punch work. If the queue entry cannot be allocated,
+ * the page is never reused: better a page of store lost than a punch
+ * made under space->lock.
+ */
+void upage_store_release(struct upage_space *space, struct upage_frame *frame)
+{
+	struct upage_punch *punch;
+
+	lockdep_assert_held(&space->lock);
+	frame->stored = false;
+	if (frame->store_off < 0)
+		return;
+	punch = kmalloc(sizeof(*punch), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	/* Queued with table_lock, as the punch work takes the queue. */
+	if (punch) {
+		punch->off = frame->store_off;
+		spin_lock(&space->table_lock);
+		list_add_tail(&punch->node, &space->punch_list);
+		spin_unlock(&space->table_lock);
+		queue_work(system_unbound_wq, &space->punch_work);
+	}
+	frame->store_off = -1;
+}
+
+/*
+ * Punch the queued store pages (@punch: else only forget them), with no
+ * space lock held. Every queued
+ * page belongs to the store of the moment (UPAGE_STORE changes the store
+ * only with the queue empty), so the file is taken with the queue; if the
+ * store changed while punching, the offsets belong to the old store's
+ * numbering, which is gone: they are not given back.
+ */
+static void upage_store_punch_all(struct upage_space *space, bool punch_them)
+{
+	struct upage_punch *punch, *next;
+	struct file *store = NULL;
+	unsigned long gen;
+	loff_t base = 0;
+	LIST_HEAD(todo);
+
+	spin_lock(&space->table_lock);
+	list_splice_init(&space->punch_list, &todo);
+	if (space->store)
+		store = get_file(space->store);
+	base = space->store_base;
+	gen = space->store_gen;
+	spin_unlock(&space->table_lock);
+	if (list_empty(&todo))
+		goto out_put;
+	list_for_each_entry(punch, &todo, node) {
+		/* Not every filesystem can punch: then the page just stays. */
+		if (store && punch_them)
+			vfs_fallocate(store,
+				      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      base + ((loff_t)punch->off << PAGE_SHIFT),
+				      PAGE_SIZE);
+		cond_resched();
+	}
+	spin_lock(&space->table_lock);
+	list_for_each_entry_safe(punch, next, &todo, node) {
+		if (gen == space->store_gen)
+			ida_free(&space->store_ida, punch->off);
+		kfree(punch);
+	}
+	spin_unlock(&space->table_lock);
+out_put:
+	if (store)
+		fput(store);
+}
+
+static void upage_store_punch_work(struct work_struct *work)
+{
+	upage_store_punch_all(container_of(work, struct upage_space,
+					   punch_work), true);
+}
+
+/*
+ * Wait until the store pages given back so far are punched, so that a
+ * call that freed frames has freed their store pages too when it returns
+ * (a full store has room again). No space lock may be held.
+ */
+void upage_store_flush(struct upage_space *space)
+{
+	if (!list_empty_careful(&space->punch_list))
+		flush_work(&space->punch_work);
+}
+
+void upage_store_init(struct upage_space *space)
+{
+	INIT_LIST_HEAD(&space->punch_list);
+	INIT_WORK(&space->punch_work, upage_store_punch_work);
+}
+
+/* The space dies: nothing maps it and no I/O is in flight. */
+void upage_store_destroy(struct upage_space *space)
+{
+	cancel_work_sync(&space->punch_work);
+	/* The module's own store goes with its last reference: no punch. */
+	upage_store_punch_all(space, space->store_user);
+	if (space->store)
+		fput(space->store);
+	ida_destroy(&space->store_ida);
+}
+
+/* A file the program may give as a store: see struct upage_store. */
+static int upage_store_check(struct file *file, u64 offset)
+{
+	u64 span = (u64)upage_max_space_pages << PAGE_SHIFT;
+	u64 max = file_inode(file)->i_sb->s_maxbytes;
+
+	if ((file->f_mode & (FMODE_READ | FMODE_WRITE)) !=
+	    (FMODE_READ | FMODE_WRITE) ||
+	    !(file->f_mode & FMODE_CAN_READ) || !(file->f_mode & FMODE_CAN_WRITE))
+		return -EBADF;
+	if (!S_ISREG(file_inode(file)->i_mode) ||
+	    (file->f_flags & (O_APPEND | O_DIRECT)))
+		return -EINVAL;
+	/* Room for the largest space after @offset, in this filesystem. */
+	if (!PAGE_ALIGNED(offset) || offset > max || span > max - offset)
+		return -EINVAL;
+	return 0;
+}
+
+/* Whether @file at @offset (NULL: the module's own) is the space's store. */
+static bool upage_store_same(struct upage_space *space, struct file *file,
+			     u64 offset)
+{
+	if (!file)
+		return !space->store_user;
+	return space->store_user && space->store_base == offset &&
+	       file_inode(space->store) == file_inode(file);
+}
+
+/*
+ * Whether the store may change: no frame evicted, no write in flight, no
+ * punch queued (it would go to the new file). Under space->lock.
+ */
+static int upage_store_busy(struct upage_space *space)
+{
+	pgoff_t i;
+
+	if (space->nr_io)
+		return -EBUSY;
+	for (i = 0; i < space->nr_pages; i++) {
+		struct upage_frame *frame = space->slots[i].frame;
+
+		if (frame && !frame->page && !frame->reclaimed)
+			return -EBUSY;
+	}
+	return list_empty_careful(&space->punch_list) ? 0 : -EAGAIN;
+}
+
+/*
+ * Make @fd's file (-1: the module's own shmem file, created when needed)
+ * the space's store from @offset on. Only while nothing is evicted: the
+ * store pages of resident frames are forgotten (a user's old store is the
+ * program's to truncate; the module's own goes with its last reference),
+ * and the frames are written to the new store when next evicted.
+ */
+int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
+			    u32 flags)
+{
+	struct file *file = NULL, *old;
+	pgoff_t i;
+	int ret;
+
+	if (fd >= 0) {
+		file = fget(fd);
+		if (!file)
+			return -EBADF;
+		ret = upage_store_check(file, offset);
+		if (ret)
+			goto out_put;
+	} else if (fd != -1 || offset) {
+		return -EINVAL;
+	}
+
+	for (;;) {
+		/* Finish the punches of the old store, without space->lock. */
+		flush_work(&space->punch_work);
+		mutex_lock(&space->lock);
+		if (upage_store_same(space, file, offset)) {
+			/* Only the policy changes. */
+			space->reclaim = flags & UPAGE_STORE_RECLAIM;
+			mutex_unlock(&space->lock);
+			ret = 0;
+			goto out_put;
+		}
+		ret = upage_store_busy(space);
+		if (ret != -EAGAIN)
+			break;
+		mutex_unlock(&space->lock);
+	}
+	if (ret) {
+		mutex_unlock(&space->lock);
+		goto out_put;
+	}
+	for (i = 0; i < space->nr_pages; i++) {
+		struct upage_frame *frame = space->slots[i].frame;
+
+		if (frame) {
+			frame->stored = false;
+			frame->store_off = -1;
+		}
+	}
+	old = space->store;
+	spin_lock(&space->table_lock);
+	ida_destroy(&space->store_ida);
+	ida_init(&space->store_ida);
+	space->store = file;
+	space->store_base = offset;
+	space->store_gen++;
+	spin_unlock(&space->table_lock);
+	space->store_user = file;
+	space->reclaim = flags & UPAGE_STORE_RECLAIM;
+	mutex_unlock(&space->lock);
+	if (old)
+		fput(old);
+	return 0;
+
+out_put:
+	if (file)
+		fput(file);
+	return ret;
+}
