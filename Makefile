@@ -72,6 +72,7 @@ install: module userlib
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
 	$(MAKE) -C userlib install
 	install -D -m 0644 udev/60-upage.rules $(DESTDIR)/etc/udev/rules.d/60-upage.rules
+	install -D -m 0644 udev/upage.sysusers $(DESTDIR)/usr/lib/sysusers.d/upage.conf
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean

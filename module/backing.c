@@ -296,36 +296,47 @@ static bool upage_frame_evict_end(struct upage_space *space,
  * whole space if @wide: some have aliases elsewhere, or may have moved),
  * and check them for pins. The check may let faults that waited for a
  * page lock through, and those map the page that is about to go: unmap
- * again after any such drain, until a check passes with every page
- * locked since the unmap. A pinned frame's entry is set to NULL (its page
- * unlocked and its claim ended) when @skip_pinned, else -EBUSY is
- * returned with every frame still claimed.
+ * again after any such drain (a few times at most), until a check passes
+ * with every page locked since the unmap. With @skip_pinned, a pinned
+ * frame's entry is set to NULL (its page unlocked and its claim ended);
+ * else -EBUSY is returned with every frame still claimed. -EINTR: a fatal
+ * signal, every frame still claimed.
  */
 static int upage_evict_unmap(struct upage_space *space,
 			     struct upage_frame **frames, size_t nr,
 			     u64 first, u64 n, bool wide, bool skip_pinned)
 {
-	bool drained;
+	bool drained = true;
+	int rounds, ret = 0;
 	size_t i;
 
-	do {
+	for (rounds = 0; drained; rounds++) {
 		drained = false;
 		if (wide)
 			upage_space_unmap(space, 0, space->nr_pages);
 		else
 			upage_space_unmap(space, first, n);
+		ret = upage_frames_drain(space, frames, nr, NULL, &drained);
+		/* Faults keep finding the pages: take that for a pin. */
+		if (!ret && drained && rounds == UPAGE_BUSY_TRIES) {
+			for (i = 0; i < nr; i++) {
+				if (frames[i])
+					frames[i]->busy = true;
+			}
+			ret = -EBUSY;
+		}
+		if (ret != -EBUSY || !skip_pinned)
+			return ret;
 		for (i = 0; i < nr; i++) {
-			if (!frames[i] ||
-			    !upage_frame_busy(space, frames[i], &drained))
+			if (!frames[i] || !frames[i]->busy)
 				continue;
-			if (!skip_pinned)
-				return -EBUSY;
 			upage_space_end_claims(space, &frames[i], 1);
 			unlock_page(frames[i]->page);
 			frames[i] = NULL;
 		}
-	} while (drained);
-	return 0;
+		ret = 0;
+	}
+	return ret;
 }
 
 /*
@@ -343,10 +354,13 @@ int upage_backing_evict_claimed(struct upage_space *space,
 	unsigned long edits = space->edit_seq;
 	struct file *store = NULL;
 	size_t i, nr_wb = 0;
+	bool punched = false;
 	loff_t base = 0;
 	int ret = 0, err;
 
 	lockdep_assert_held(&space->lock);
+	if (!nr)
+		return 0;
 	ret = upage_store_open(space);
 	for (i = 0; i < nr; i++) {
 		/* After a failure, the rest stays resident, data intact. */
@@ -377,9 +391,17 @@ int upage_backing_evict_claimed(struct upage_space *space,
 
 	for (i = 0; i < nr_wb; i++) {
 		/* Stable while written: the frame's store page stays its own. */
-		frames[i]->wb_error = upage_store_write(space, store, base,
-							frames[i]->store_off,
-							frames[i]->wb_page);
+		err = upage_store_write(space, store, base, frames[i]->store_off,
+					frames[i]->wb_page);
+		/* Full: store pages given back may be waiting to be punched. */
+		if (err == -ENOSPC && !punched) {
+			upage_store_punch(space);
+			punched = true;
+			err = upage_store_write(space, store, base,
+						frames[i]->store_off,
+						frames[i]->wb_page);
+		}
+		frames[i]->wb_error = err;
 		cond_resched();
 	}
 	fput(store);
@@ -390,8 +412,19 @@ int upage_backing_evict_claimed(struct upage_space *space,
 			frames[i] = NULL;
 	}
 	/* An edit meanwhile may have moved the frames anywhere. */
-	upage_evict_unmap(space, frames, nr_wb, first, n,
-			  wide || edits != space->edit_seq, true);
+	err = upage_evict_unmap(space, frames, nr_wb, first, n,
+				wide || edits != space->edit_seq, true);
+	if (err) {
+		/* Killed: the frames stay resident, their data intact. */
+		for (i = 0, nr = 0; i < nr_wb; i++) {
+			if (!frames[i])
+				continue;
+			unlock_page(frames[i]->page);
+			frames[nr++] = frames[i];
+		}
+		upage_space_end_claims(space, frames, nr);
+		return ret ?: err;
+	}
 	for (i = 0; i < nr_wb; i++) {
 		struct upage_frame *frame = frames[i];
 		struct page *page;
@@ -463,6 +496,7 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 	}
 	ret = upage_evict_unmap(space, frames, nr, first, n, aliased, false);
 	if (ret) {
+		/* Nothing changed: the frames are as they were. */
 		upage_space_end_claims(space, frames, nr);
 		for (i = 0; i < nr; i++)
 			unlock_page(frames[i]->page);

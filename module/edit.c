@@ -24,7 +24,7 @@
  *     tables nor parked faults explain (get_user_pages: O_DIRECT, vmsplice,
  *     io_uring) cannot leave a slot: the batch fails with -EBUSY, as
  *     UFFDIO_MOVE does. The check lets faults that looked the frame up
- *     before the claim through (upage_frame_busy()); they map what the
+ *     before the claim through (upage_frames_drain()); they map what the
  *     table says *now*, which step 5 makes right either way.
  *  5. Commit: unlock the pages, then settle the counts (every slot's new
  *     frame gains a slot before any old frame loses one, so no frame still
@@ -61,12 +61,6 @@ struct upage_undo {
 	struct upage_slot old;
 };
 
-/* A frame the batch claimed, and the first op that took it from a slot. */
-struct upage_edit_lock {
-	struct upage_frame *frame;
-	u32 taken_by;			/* U32_MAX: only placed or protected */
-};
-
 /*
  * The undo log holds each slot once (UPAGE_SLOT_F_EDITED), so the space's
  * size bounds it. The claimed and created frames have no such bound: one
@@ -77,7 +71,7 @@ struct upage_edit_ctx {
 	struct upage_space *space;
 	struct upage_undo *undo;	/* first change of each slot */
 	size_t nr_undo, max_undo;
-	struct upage_edit_lock *locked;	/* frames whose page we locked */
+	struct upage_frame **locked;	/* frames whose page we locked */
 	size_t nr_locked, max_locked;
 	struct upage_frame **created;	/* frames made for holes */
 	size_t nr_created, max_created;
@@ -186,7 +180,6 @@ static void upage_edit_record(struct upage_edit_ctx *ctx, pgoff_t idx)
 static int upage_edit_lock(struct upage_edit_ctx *ctx,
 			   struct upage_frame *frame, bool taken)
 {
-	struct upage_edit_lock *entry;
 	int ret;
 
 	/* An evicted frame has no page to map: nothing to lock. */
@@ -194,10 +187,9 @@ static int upage_edit_lock(struct upage_edit_ctx *ctx,
 		return 0;
 	if (frame->claimed) {
 		/* Claimed by this batch (we hold space->lock): mark it taken. */
-		if (!taken || WARN_ON_ONCE(frame->edit_idx >= ctx->nr_locked))
-			return 0;
-		entry = &ctx->locked[frame->edit_idx];
-		entry->taken_by = min(entry->taken_by, ctx->op_index);
+		if (taken && !WARN_ON_ONCE(frame->edit_idx >= ctx->nr_locked ||
+					   ctx->locked[frame->edit_idx] != frame))
+			frame->edit_taken = min(frame->edit_taken, ctx->op_index);
 		return 0;
 	}
 	ret = upage_edit_grow((void **)&ctx->locked, &ctx->max_locked,
@@ -206,9 +198,8 @@ static int upage_edit_lock(struct upage_edit_ctx *ctx,
 		return ret;
 	upage_frame_claim(ctx->space, frame);
 	frame->edit_idx = ctx->nr_locked;
-	entry = &ctx->locked[ctx->nr_locked++];
-	entry->frame = frame;
-	entry->taken_by = taken ? ctx->op_index : U32_MAX;
+	frame->edit_taken = taken ? ctx->op_index : U32_MAX;
+	ctx->locked[ctx->nr_locked++] = frame;
 	return 0;
 }
 
@@ -428,18 +419,9 @@ static void upage_edit_unlock_pages(struct upage_edit_ctx *ctx)
 	struct upage_space *space = ctx->space;
 	size_t i;
 
-	if (!ctx->nr_locked)
-		return;
-	spin_lock(&space->table_lock);
-	for (i = 0; i < ctx->nr_locked; i++) {
-		ctx->locked[i].frame->claimed = false;
-		ctx->locked[i].frame->parked = 0;
-	}
-	space->claim_seq++;
-	spin_unlock(&space->table_lock);
-	wake_up_all(&space->claim_wq);
+	upage_space_end_claims(space, ctx->locked, ctx->nr_locked);
 	for (i = 0; i < ctx->nr_locked; i++)
-		unlock_page(ctx->locked[i].frame->page);
+		unlock_page(ctx->locked[i]->page);
 	ctx->nr_locked = 0;
 }
 
@@ -507,30 +489,34 @@ static void upage_edit_unmap(struct upage_edit_ctx *ctx)
 	}
 }
 
+static bool upage_edit_was_taken(struct upage_frame *frame)
+{
+	return frame->edit_taken != U32_MAX;
+}
+
 /*
  * The changed slots are unmapped: check the frames taken from them for
  * pins. On -EBUSY, *@error_index is the first op that took a pinned one.
+ * Faults that the check lets through map from the new table: right if it
+ * commits, undone by the rollback's unmap if not.
  */
 static int upage_edit_check_pins(struct upage_edit_ctx *ctx, u32 *error_index)
 {
 	bool drained = false;
 	u32 busy = U32_MAX;
 	size_t i;
+	int ret;
 
+	ret = upage_frames_drain(ctx->space, ctx->locked, ctx->nr_locked,
+				 upage_edit_was_taken, &drained);
+	if (ret != -EBUSY)
+		return ret;
 	for (i = 0; i < ctx->nr_locked; i++) {
-		struct upage_edit_lock *entry = &ctx->locked[i];
+		struct upage_frame *frame = ctx->locked[i];
 
-		if (entry->taken_by == U32_MAX || entry->taken_by >= busy)
-			continue;
-		/*
-		 * Faults let through while draining map from the new table:
-		 * right if it commits, undone by the rollback's unmap if not.
-		 */
-		if (upage_frame_busy(ctx->space, entry->frame, &drained))
-			busy = entry->taken_by;
+		if (upage_edit_was_taken(frame) && frame->busy)
+			busy = min(busy, frame->edit_taken);
 	}
-	if (busy == U32_MAX)
-		return 0;
 	*error_index = busy;
 	return -EBUSY;
 }
@@ -653,6 +639,8 @@ static int upage_edit_try(struct upage_edit_ctx *ctx,
 	}
 	upage_edit_unmap(ctx);
 	ret = upage_edit_check_pins(ctx, error_index);
+	if (ret == -EINTR)
+		*error_index = U32_MAX;
 	if (ret)
 		goto out_rollback;
 	upage_edit_commit(ctx);

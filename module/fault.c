@@ -157,7 +157,11 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 		}
 
 		if (!state.locked) {
-			lock_page(state.page);
+			/* An edit may hold it for a whole batch: killable. */
+			if (folio_lock_killable(page_folio(state.page))) {
+				put_page(state.page);
+				return upage_fault_killed(vmf);
+			}
 			state.locked = true;
 			if (!upage_space_recheck(space, vmf->pgoff, state.page,
 						 &state, false))
@@ -199,10 +203,12 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 	struct upage_space *space = vmf->vma->vm_file->private_data;
 	struct page *page = vmf->page;
 	struct upage_slot_state state = {};
+	struct upage_frame *parked;
 	unsigned long seq;
 	int ret;
 
-	ret = upage_space_mkwrite_lock(space, vmf->pgoff, page, &seq, &state);
+	ret = upage_space_mkwrite_lock(space, vmf->pgoff, page, &seq, &parked,
+				       &state);
 	if (ret == -EAGAIN) {
 		/*
 		 * An edit or eviction has claimed the frame and counted our
@@ -210,12 +216,14 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 		 * meanwhile: .page_mkwrite cannot drop the lock and retry,
 		 * and a kernel-mode access would fault again at once.
 		 */
-		if (upage_space_wait_claim(space, seq))
-			return VM_FAULT_SIGBUS;
-		return VM_FAULT_NOPAGE;
+		ret = upage_space_wait_claim(space, seq);
+		/* Leaving early: our reference no longer needs explaining. */
+		upage_space_unpark(space, parked, seq);
+		return ret ? VM_FAULT_SIGBUS : VM_FAULT_NOPAGE;
 	}
 	if (ret) {
-		lock_page(page);
+		if (folio_lock_killable(page_folio(page)))
+			return VM_FAULT_SIGBUS;
 		if (!upage_space_recheck(space, vmf->pgoff, page, &state,
 					 true)) {
 			/*

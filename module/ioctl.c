@@ -460,8 +460,5 @@ long upage_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 				    ucmd.user_size);
 	if (ret)
 		return ret;
-	ret = op->execute(&ucmd);
-	/* Store pages the call gave back are punched when it returns. */
-	upage_store_flush(ucmd.space);
-	return ret;
+	return op->execute(&ucmd);
 }

@@ -61,11 +61,16 @@ static const struct file_operations upage_fops = {
 	.fsync = noop_fsync,
 };
 
+/*
+ * Root only until udev applies udev/60-upage.rules (root:upage 0660): who
+ * may use upage is the administrator's choice (docs/design.md, "Threat
+ * model").
+ */
 static struct miscdevice upage_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "upage",
 	.fops = &upage_fops,
-	.mode = 0666,
+	.mode = 0600,
 };
 
 static int __init upage_init(void)

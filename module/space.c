@@ -91,7 +91,7 @@ struct upage_space *upage_space_create(void)
 	upage_trap_init(space);
 	upage_store_init(space);
 	/* As userfaultfd without UFFD_USER_MODE_ONLY: a privilege (trap.c). */
-	space->trap_kernel = capable(CAP_SYS_PTRACE);
+	space->trap_kernel = ns_capable_noaudit(&init_user_ns, CAP_SYS_PTRACE);
 	space->id = atomic64_inc_return(&upage_space_ids);
 	upage_reclaim_add(space);
 	return space;
@@ -149,6 +149,7 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	frame->reclaimed = false;
 	frame->used = true;
 	frame->marked = false;
+	frame->busy = false;
 	frame->dead = false;
 	frame->wb_page = NULL;
 	frame->wb_error = 0;
@@ -237,7 +238,7 @@ void upage_frame_free(struct upage_space *space, struct upage_frame *frame)
  * before it sleeps. So the references to a claimed frame's page that
  * neither the frame, its PTEs nor @parked explain are pins
  * (get_user_pages), or faults that looked the frame up before the claim
- * and wait for its page lock; those drain (upage_frame_busy()) and no new
+ * and wait for its page lock; those drain (upage_frames_drain()) and no new
  * ones come. For that, no fault path may wait for space->lock while it
  * holds a page reference (fault.c: copy-on-write breaks). The core can
  * still hold one for a moment after it unlocks the page, so callers retry
@@ -260,41 +261,72 @@ static bool upage_frame_unexplained(struct upage_space *space,
 	struct page *page = frame->page;
 	bool extra;
 
-	/* A parked caller took its reference before it counted itself. */
+	/*
+	 * A parked caller took its reference before it counted itself. A
+	 * store write in flight (backing.c) holds one of its own.
+	 */
 	spin_lock(&space->table_lock);
-	extra = page_count(page) >
-		1 + upage_page_mapcount(page) + frame->parked;
+	extra = page_count(page) > 1 + upage_page_mapcount(page) +
+		frame->parked + !!frame->wb_page;
 	spin_unlock(&space->table_lock);
 	return extra;
 }
 
 /*
- * Is the page of @frame, claimed by the caller, pinned? References that
- * nothing explains may belong to faults that looked the frame up before
- * the claim and wait for its page lock: let them through (they re-check
- * the slot and either map the page as the table has it or look again)
- * for a few jiffies before calling it a pin. *@drained is set if the page
- * was unlocked meanwhile: the faults let through may have mapped it.
+ * The pin check of the claimed frames @frames[0..nr-1] (NULL entries, and
+ * those @want refuses, are skipped): 0 if none has references that
+ * nothing explains, else -EBUSY with ->busy set on each that has, or
+ * -EINTR on a fatal signal. Unexplained references may belong to faults
+ * that looked a frame up before its claim and wait for its page lock: for
+ * up to UPAGE_DRAIN_TRIES jiffies, all the busy pages are unlocked at once
+ * to let them through (they re-check the slot and map the page as the
+ * table has it, or look again), and *@drained is set. One drain serves
+ * the whole set, so the time a check takes does not grow with the number
+ * of pinned frames; a DMA pin (FOLL_PIN) ends it at once.
  */
-bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame,
-		      bool *drained)
+int upage_frames_drain(struct upage_space *space, struct upage_frame **frames,
+		       size_t nr, bool (*want)(struct upage_frame *),
+		       bool *drained)
 {
-	struct page *page = frame->page;
+	size_t i, nr_busy;
+	bool hard;
 	int tries;
 
 	lockdep_assert_held(&space->lock);
-	if (!page)
-		return false;
-	for (tries = 0; upage_frame_unexplained(space, frame); tries++) {
-		if (folio_maybe_dma_pinned(page_folio(page)) ||
-		    tries == UPAGE_DRAIN_TRIES)
-			return true;
-		unlock_page(page);
+	for (tries = 0;; tries++) {
+		nr_busy = 0;
+		hard = false;
+		for (i = 0; i < nr; i++) {
+			struct upage_frame *frame = frames[i];
+
+			if (!frame || (want && !want(frame)))
+				continue;
+			frame->busy = upage_frame_unexplained(space, frame);
+			if (frame->busy) {
+				nr_busy++;
+				hard |= folio_maybe_dma_pinned(page_folio(frame->page));
+			}
+			if (!((i + 1) % 1024))
+				cond_resched();
+		}
+		if (!nr_busy)
+			return 0;
+		if (hard || tries == UPAGE_DRAIN_TRIES)
+			return -EBUSY;
+		for (i = 0; i < nr; i++) {
+			if (frames[i] && frames[i]->busy)
+				unlock_page(frames[i]->page);
+		}
 		*drained = true;
-		schedule_timeout_uninterruptible(1);
-		lock_page(page);
+		schedule_timeout_killable(1);
+		/* Whoever took a page lock meanwhile is a fault finishing. */
+		for (i = 0; i < nr; i++) {
+			if (frames[i] && frames[i]->busy)
+				lock_page(frames[i]->page);
+		}
+		if (fatal_signal_pending(current))
+			return -EINTR;
 	}
-	return false;
 }
 
 /*
@@ -412,11 +444,13 @@ static void upage_mkwrite_record(struct upage_space *space,
  * page_mkwrite of slot @idx on @page, which the caller holds a reference
  * to: 0 with @page locked and @state read (the write recorded if it may
  * go on: upage_mkwrite_record()); -EAGAIN if the caller must park until
- * the claim at *@seq has ended (it is counted in the frame's @parked now);
+ * the claim at *@seq has ended (it is counted in the @parked frame's
+ * count now; upage_space_unpark() when it leaves);
  * -EBUSY if @page is locked by someone else, or no longer the slot's.
  */
 int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
 			     struct page *page, unsigned long *seq,
+			     struct upage_frame **parked,
 			     struct upage_slot_state *state)
 {
 	struct upage_frame *frame = NULL;
@@ -429,6 +463,7 @@ int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
 		if (frame->claimed) {
 			frame->parked++;
 			*seq = space->claim_seq;
+			*parked = frame;
 			ret = -EAGAIN;
 		} else if (trylock_page(page)) {
 			/* Locked here, the slot cannot have changed. */
@@ -438,6 +473,22 @@ int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
 	}
 	spin_unlock(&space->table_lock);
 	return ret;
+}
+
+/*
+ * A .page_mkwrite parked on @frame under the claim seen at @seq leaves
+ * (woken, or killed): if no claim has ended since, the frame is still
+ * claimed, so alive, and the count must drop, or it would hide a real pin
+ * until the claim ends. If a claim ended meanwhile, the frame may be gone:
+ * the count stays, at worst until the frame's own claim ends.
+ */
+void upage_space_unpark(struct upage_space *space, struct upage_frame *frame,
+			unsigned long seq)
+{
+	spin_lock(&space->table_lock);
+	if (space->claim_seq == seq && frame->claimed && frame->parked)
+		frame->parked--;
+	spin_unlock(&space->table_lock);
 }
 
 /* Called when the last file reference is gone: nothing maps the space. */

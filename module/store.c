@@ -19,11 +19,14 @@
  * likes. So:
  *
  *  - Writes (kernel_write(), which takes the inode lock) run with no space
- *    lock held (backing.c: upage_backing_write_out()).
+ *    lock held (backing.c: upage_backing_evict_claimed()).
  *  - Punches (vfs_fallocate(), inode lock) are queued under table_lock and
- *    made by a work item that takes no space lock. An offset returns to
+ *    made by a work item that takes no space lock, only punch_lock, which
+ *    serialises punches with a change of the store. An offset returns to
  *    the ida only once punched, so no frame reuses a page a punch is
- *    about to zero.
+ *    about to zero. A store write that finds the store full first waits
+ *    for the queued punches, so that a full store that frames gave pages
+ *    back to has room again.
  *  - Reads (kernel_read()) take no inode lock on shmem, ext4 or btrfs, and
  *    run under space->lock: a page-in must not race an eviction of the
  *    same frame. (XFS takes its iolock shared for a buffered read: there
@@ -59,7 +62,9 @@ int upage_store_open(struct upage_space *space)
 				 VM_NORESERVE);
 	if (IS_ERR(store))
 		return PTR_ERR(store);
+	spin_lock(&space->table_lock);
 	space->store = store;
+	spin_unlock(&space->table_lock);
 	return 0;
 }
 
@@ -94,6 +99,9 @@ int upage_store_write(struct upage_space *space, struct file *store,
 	ssize_t done;
 	void *addr;
 
+	/* Set with fcntl() since UPAGE_STORE checked: the write would go astray. */
+	if (store->f_flags & (O_APPEND | O_DIRECT))
+		return -EINVAL;
 	addr = kmap_local_page(page);
 	done = kernel_write(store, addr, PAGE_SIZE, &pos);
 	kunmap_local(addr);
@@ -148,80 +156,63 @@ void upage_store_release(struct upage_space *space, struct upage_frame *frame)
 }
 
 /*
- * Punch the queued store pages (@punch: else only forget them), with no
- * space lock held. Every queued
- * page belongs to the store of the moment (UPAGE_STORE changes the store
- * only with the queue empty), so the file is taken with the queue; if the
- * store changed while punching, the offsets belong to the old store's
- * numbering, which is gone: they are not given back.
+ * Punch the queued store pages, with no space lock held: the queue is
+ * taken under table_lock, the punches made and the offsets given back
+ * under punch_lock, which UPAGE_STORE takes to change the store. So
+ * every queued page belongs to the store of the moment.
  */
-static void upage_store_punch_all(struct upage_space *space, bool punch_them)
+static void upage_store_punch_locked(struct upage_space *space)
 {
 	struct upage_punch *punch, *next;
-	struct file *store = NULL;
-	unsigned long gen;
-	loff_t base = 0;
 	LIST_HEAD(todo);
 
+	lockdep_assert_held(&space->punch_lock);
 	spin_lock(&space->table_lock);
 	list_splice_init(&space->punch_list, &todo);
-	if (space->store)
-		store = get_file(space->store);
-	base = space->store_base;
-	gen = space->store_gen;
 	spin_unlock(&space->table_lock);
-	if (list_empty(&todo))
-		goto out_put;
-	list_for_each_entry(punch, &todo, node) {
+	list_for_each_entry_safe(punch, next, &todo, node) {
 		/* Not every filesystem can punch: then the page just stays. */
-		if (store && punch_them)
-			vfs_fallocate(store,
-				      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				      base + ((loff_t)punch->off << PAGE_SHIFT),
-				      PAGE_SIZE);
+		vfs_fallocate(space->store,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      upage_store_pos(space, punch->off), PAGE_SIZE);
+		ida_free(&space->store_ida, punch->off);
+		kfree(punch);
 		cond_resched();
 	}
-	spin_lock(&space->table_lock);
-	list_for_each_entry_safe(punch, next, &todo, node) {
-		if (gen == space->store_gen)
-			ida_free(&space->store_ida, punch->off);
-		kfree(punch);
-	}
-	spin_unlock(&space->table_lock);
-out_put:
-	if (store)
-		fput(store);
+}
+
+void upage_store_punch(struct upage_space *space)
+{
+	mutex_lock(&space->punch_lock);
+	upage_store_punch_locked(space);
+	mutex_unlock(&space->punch_lock);
 }
 
 static void upage_store_punch_work(struct work_struct *work)
 {
-	upage_store_punch_all(container_of(work, struct upage_space,
-					   punch_work), true);
-}
-
-/*
- * Wait until the store pages given back so far are punched, so that a
- * call that freed frames has freed their store pages too when it returns
- * (a full store has room again). No space lock may be held.
- */
-void upage_store_flush(struct upage_space *space)
-{
-	if (!list_empty_careful(&space->punch_list))
-		flush_work(&space->punch_work);
+	upage_store_punch(container_of(work, struct upage_space, punch_work));
 }
 
 void upage_store_init(struct upage_space *space)
 {
 	INIT_LIST_HEAD(&space->punch_list);
 	INIT_WORK(&space->punch_work, upage_store_punch_work);
+	mutex_init(&space->punch_lock);
 }
 
-/* The space dies: nothing maps it and no I/O is in flight. */
+/*
+ * The space dies: nothing maps it and no I/O is in flight. Queued punches
+ * are dropped: the module's own store goes with its last reference, and a
+ * program's store is the program's to truncate (close() never waits for
+ * a filesystem the program chose).
+ */
 void upage_store_destroy(struct upage_space *space)
 {
+	struct upage_punch *punch, *next;
+
 	cancel_work_sync(&space->punch_work);
-	/* The module's own store goes with its last reference: no punch. */
-	upage_store_punch_all(space, space->store_user);
+	list_for_each_entry_safe(punch, next, &space->punch_list, node)
+		kfree(punch);
 	if (space->store)
 		fput(space->store);
 	ida_destroy(&space->store_ida);
@@ -258,7 +249,8 @@ static bool upage_store_same(struct upage_space *space, struct file *file,
 
 /*
  * Whether the store may change: no frame evicted, no write in flight, no
- * punch queued (it would go to the new file). Under space->lock.
+ * punch queued (it would go to the new file). Under space->lock and
+ * punch_lock.
  */
 static int upage_store_busy(struct upage_space *space)
 {
@@ -300,26 +292,27 @@ int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
 		return -EINVAL;
 	}
 
+	/* No punch of the old store may land in the new one: hold them off. */
+	ret = mutex_lock_killable(&space->punch_lock);
+	if (ret)
+		goto out_put;
 	for (;;) {
 		/* Finish the punches of the old store, without space->lock. */
-		flush_work(&space->punch_work);
+		upage_store_punch_locked(space);
 		mutex_lock(&space->lock);
 		if (upage_store_same(space, file, offset)) {
 			/* Only the policy changes. */
 			space->reclaim = flags & UPAGE_STORE_RECLAIM;
-			mutex_unlock(&space->lock);
 			ret = 0;
-			goto out_put;
+			goto out_unlock;
 		}
 		ret = upage_store_busy(space);
 		if (ret != -EAGAIN)
 			break;
 		mutex_unlock(&space->lock);
 	}
-	if (ret) {
-		mutex_unlock(&space->lock);
-		goto out_put;
-	}
+	if (ret)
+		goto out_unlock;
 	for (i = 0; i < space->nr_pages; i++) {
 		struct upage_frame *frame = space->slots[i].frame;
 
@@ -329,20 +322,23 @@ int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
 		}
 	}
 	old = space->store;
-	spin_lock(&space->table_lock);
 	ida_destroy(&space->store_ida);
 	ida_init(&space->store_ida);
+	spin_lock(&space->table_lock);
 	space->store = file;
-	space->store_base = offset;
-	space->store_gen++;
 	spin_unlock(&space->table_lock);
+	space->store_base = offset;
 	space->store_user = file;
 	space->reclaim = flags & UPAGE_STORE_RECLAIM;
 	mutex_unlock(&space->lock);
+	mutex_unlock(&space->punch_lock);
 	if (old)
 		fput(old);
 	return 0;
 
+out_unlock:
+	mutex_unlock(&space->lock);
+	mutex_unlock(&space->punch_lock);
 out_put:
 	if (file)
 		fput(file);

@@ -28,8 +28,9 @@
  * @claimed changes under both space locks, @parked under table_lock, and
  * both are read under table_lock (see "Claims" in space.c). @written
  * (the space's track_gen at the frame's last recorded write, track.c) is
- * set under table_lock; @marked (track.c) and @edit_idx (edit.c, while
- * an edit has the frame claimed) are scratch under space->lock.
+ * set under table_lock; @marked (track.c), @busy (the pin check) and
+ * @edit_idx and @edit_taken (edit.c, while an edit has the frame claimed)
+ * are scratch under space->lock.
  * @wb_page (set while the page is written to the store with no lock
  * held, backing.c), @dead (the frame lost its last slot meanwhile) and
  * @wb_error are protected by space->lock; during the write the writer
@@ -49,7 +50,9 @@ struct upage_frame {
 	bool used;		/* faulted in since the shrinker last looked */
 	bool marked;		/* track.c: an alias of an armed slot */
 	bool dead;		/* no slot left, freed when written out */
+	bool busy;		/* upage_frames_drain(): unexplained references */
 	unsigned int edit_idx;	/* edit.c: its entry in the batch's log */
+	u32 edit_taken;		/* edit.c: the first op that took it, or U32_MAX */
 	int wb_error;		/* backing.c: how its store write went */
 	struct page *wb_page;	/* backing.c: being written out, with a ref */
 	long store_off;		/* page of the store, -1: none */
@@ -113,12 +116,14 @@ struct upage_counters {
  * process that maps it. @id and @inode are immutable after creation.
  *
  * @store (the backing store: NULL until the first eviction, or the file
- * set by UPAGE_STORE), @store_base, @store_gen (counts changes of the
- * store) and @store_ida change under @lock and @table_lock; @store_user
- * and @nr_io (store writes in flight, backing.c) are protected by @lock,
- * and so are @pin_user (charged for the pinned frames, while there are
- * any), @nr_pinned and @edit_seq (counts committed edits). @punch_list
- * (store pages to punch, store.c) is protected by @table_lock.
+ * set by UPAGE_STORE) is set under @lock and @table_lock, and changed
+ * again only under @punch_lock too;
+ * @store_base and @store_ida under @punch_lock and @lock (the ida has its
+ * own lock for allocations and frees); @store_user and @nr_io (store
+ * writes in flight, backing.c) are protected by @lock, and so are
+ * @pin_user (charged for the pinned frames, while there are any),
+ * @nr_pinned and @edit_seq (counts committed edits). @punch_list (store
+ * pages to punch, store.c) is protected by @table_lock.
  *
  * @claim_seq (under table_lock) counts the ends of claims; faults that
  * found a claimed frame sleep on @claim_wq until it moves.
@@ -151,11 +156,11 @@ struct upage_space {
 	loff_t store_base;
 	bool store_user;	/* @store is the program's, not our shmem */
 	struct ida store_ida;
-	unsigned long store_gen;
 	unsigned long nr_io;
 	unsigned long edit_seq;
 	struct list_head punch_list;
 	struct work_struct punch_work;
+	struct mutex punch_lock;
 	struct user_struct *pin_user;
 	unsigned long nr_pinned;
 	unsigned long claim_seq;
@@ -253,15 +258,19 @@ void upage_frame_set_page(struct upage_space *space,
 			  struct upage_frame *frame, struct page *page);
 void upage_space_written(struct upage_space *space, pgoff_t idx,
 			 struct page *page);
-bool upage_frame_busy(struct upage_space *space, struct upage_frame *frame,
-		      bool *drained);
+int upage_frames_drain(struct upage_space *space, struct upage_frame **frames,
+		       size_t nr, bool (*want)(struct upage_frame *),
+		       bool *drained);
 bool upage_frame_pinned_now(struct upage_space *space,
 			    struct upage_frame *frame);
 void upage_space_end_claims(struct upage_space *space,
 			    struct upage_frame **frames, size_t nr);
 int upage_space_wait_claim(struct upage_space *space, unsigned long seq);
+void upage_space_unpark(struct upage_space *space, struct upage_frame *frame,
+			unsigned long seq);
 int upage_space_mkwrite_lock(struct upage_space *space, pgoff_t idx,
 			     struct page *page, unsigned long *seq,
+			     struct upage_frame **parked,
 			     struct upage_slot_state *state);
 
 /* backing.c */
@@ -286,7 +295,7 @@ void upage_backing_forget(struct upage_space *space,
 /* store.c */
 void upage_store_init(struct upage_space *space);
 void upage_store_destroy(struct upage_space *space);
-void upage_store_flush(struct upage_space *space);
+void upage_store_punch(struct upage_space *space);
 int upage_store_open(struct upage_space *space);
 int upage_store_alloc(struct upage_space *space, struct upage_frame *frame);
 int upage_store_write(struct upage_space *space, struct file *store,

@@ -8,6 +8,7 @@
  * memfd has that a space lacked. Each test tries the attack; a fixed
  * module refuses it or survives it with its state intact.
  */
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <linux/falloc.h>
@@ -15,6 +16,7 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -381,12 +383,22 @@ TEST_F(safety, private_mapping_does_not_hide_shared_ones_from_write_traps)
 	munmap(priv, 4 * PAGE);
 }
 
-/* Become nobody: no capabilities, as any local user. */
+/*
+ * Become nobody, no capabilities, as any local user allowed to use upage:
+ * a member of the device's group (udev/60-upage.rules).
+ */
 static int drop_privileges(void)
 {
-	gid_t g = 65534;
+	gid_t g = 65534, groups[1];
+	struct stat st;
 
-	if (setgroups(1, &g) || setresgid(g, g, g) || setresuid(65534, 65534, 65534))
+	if (geteuid())
+		return 0;	/* the suite runs unprivileged already */
+	if (stat("/dev/upage", &st))
+		return -1;
+	groups[0] = st.st_gid;
+	if (setgroups(1, groups) || setresgid(g, g, g) ||
+	    setresuid(65534, 65534, 65534))
 		return -1;
 	return prctl(PR_SET_DUMPABLE, 1);
 }
@@ -531,6 +543,105 @@ TEST_F(safety, batch_over_the_slot_bound_is_refused)
 	EXPECT_EQ(count % 2 ? UPAGE_PROT_READ : UPAGE_PROT_RW,
 		  upage_slot(self->fd, big - 1).prot);
 	free(ops);
+}
+
+/*
+ * Unbounded work class, the pin check: a batch whose taken frames are all
+ * held (vmsplice), taken in decreasing op order, must not drain them one
+ * by one for jiffies each while holding the space's locks. It fails with
+ * EBUSY naming the first op that took a held frame. (The bound is kept by
+ * the guest's hung-task detector: 1024 frames drained one by one kept the
+ * task in D state for over 30 s.)
+ */
+TEST_F(safety, busy_batch_ends_without_draining_frame_by_frame)
+{
+	const size_t per_pipe = 256, nr_pipes = 4, n = per_pipe * nr_pipes;
+	struct upage_edit_op *ops;
+	int pfd[4][2];
+	size_t i, k;
+
+	upage_resize_ok(self->fd, n);
+	munmap(self->p, self->pages * PAGE);
+	self->pages = n;
+	self->p = upage_map(self->fd, 0, n, MAP_SHARED);
+	ASSERT_NE(NULL, self->p);
+	for (k = 0; k < nr_pipes; k++) {
+		ASSERT_EQ(0, pipe(pfd[k]));
+		ASSERT_LE(0, fcntl(pfd[k][1], F_SETPIPE_SZ, (int)(per_pipe * PAGE)));
+		for (i = k * per_pipe; i < (k + 1) * per_pipe; i++) {
+			struct iovec iov = { .iov_base = self->p + i * PAGE,
+					     .iov_len = 16 };
+
+			self->p[i * PAGE] = 1;
+			ASSERT_EQ(16, vmsplice(pfd[k][1], &iov, 1, 0));
+		}
+	}
+	ops = calloc(n + 1, sizeof(*ops));
+	ASSERT_NE(NULL, ops);
+	ops[0] = (struct upage_edit_op){ .op = UPAGE_OP_PROTECT, .dst = 0,
+					 .n = n, .prot = UPAGE_PROT_READ };
+	for (i = 1; i <= n; i++)
+		ops[i] = (struct upage_edit_op){ .op = UPAGE_OP_DISCARD,
+						 .dst = n - i, .n = 1 };
+	upage_edit_err(EBUSY, 1, self->fd, ops, n + 1);
+	EXPECT_EQ(UPAGE_PROT_RW, upage_slot(self->fd, 0).prot);
+	EXPECT_NE(0, upage_slot(self->fd, n - 1).frame_id);
+	free(ops);
+	for (k = 0; k < nr_pipes; k++) {
+		close(pfd[k][0]);
+		close(pfd[k][1]);
+	}
+}
+
+struct evictor {
+	int fd;
+	uint64_t n, done;
+	volatile bool finished;
+	int ret;
+};
+
+static void *evictor_run(void *arg)
+{
+	struct evictor *e = arg;
+
+	e->ret = upage_evict(e->fd, 0, e->n, &e->done);
+	e->finished = true;
+	return NULL;
+}
+
+/*
+ * EBUSY means a pin: a frame that an eviction is writing to the store
+ * (with no lock held, and a page reference of its own) can still be moved,
+ * and the eviction then leaves it where it is now, resident.
+ */
+TEST_F(safety, edit_during_a_store_write_is_not_ebusy)
+{
+	struct evictor e = { .fd = self->fd, .n = 4096 };
+	uint64_t i, moved = 0;
+	pthread_t th;
+	int r;
+
+	upage_resize_ok(self->fd, e.n + 1);
+	munmap(self->p, self->pages * PAGE);
+	self->pages = e.n + 1;
+	self->p = upage_map(self->fd, 0, self->pages, MAP_SHARED);
+	ASSERT_NE(NULL, self->p);
+	for (i = 0; i < e.n; i++)
+		self->p[i * PAGE] = (unsigned char)(i | 1);
+	ASSERT_EQ(0, pthread_create(&th, NULL, evictor_run, &e));
+	for (i = 0; !e.finished; i++) {
+		uint64_t k = (i * 7919) % e.n;
+
+		r = upage_move(self->fd, e.n, k, 1);
+		ASSERT_EQ(0, r);
+		ASSERT_EQ(0, upage_move(self->fd, k, e.n, 1));
+		moved++;
+	}
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, e.ret);
+	TH_LOG("%llu moves during the eviction", (unsigned long long)moved);
+	for (i = 0; i < e.n; i++)
+		ASSERT_EQ((unsigned char)(i | 1), self->p[i * PAGE]);
 }
 
 /* An argument struct larger than a page is E2BIG at once, as openat2. */

@@ -81,6 +81,28 @@ static inline int _upage_ioctl(int fd, unsigned long cmd, void *arg)
  * ---- Edits, query, stats (edit.c, protect.c, query.c, abi.c) ----
  */
 
+/*
+ * True if this process has capability @cap (a CAP_* number) in its
+ * effective set, from /proc/self/status: the suites also run as a user
+ * without any, and some behaviour depends on one (kernel-mode accesses
+ * to traps need CAP_SYS_PTRACE when the space is opened).
+ */
+static inline int upage_has_cap(int cap)
+{
+	unsigned long long eff = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	}
+	fclose(f);
+	return !!(eff & (1ULL << cap));
+}
+
 /* True if UPAGE_API says ioctl command @cmd (UPAGE_CMD_*) is implemented. */
 static inline int upage_has_cmd(int fd, unsigned int cmd)
 {
