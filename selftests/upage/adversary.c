@@ -22,6 +22,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -477,10 +478,11 @@ TEST_F(adv, mremap_grow_and_shrink_keep_slot_rules)
 }
 
 /*
- * MREMAP_DONTUNMAP: Debian's 6.1 and 6.12 refuse it (EINVAL) for a
- * mapping of a device that cannot take it; where a kernel lets it
- * through, both the new and the old address are views of the space with
- * every rule. Either way the space is intact.
+ * MREMAP_DONTUNMAP: kernels differ (some take it only for private
+ * anonymous memory, EINVAL; 6.1 takes any mapping without VM_DONTEXPAND).
+ * Where it is refused nothing changed; where it works, the new and the
+ * old address are both views of the space, with every rule. Either way
+ * the space is intact.
  */
 TEST_F(adv, mremap_dontunmap_keeps_the_space_intact)
 {
@@ -529,6 +531,44 @@ TEST_F(adv, mremap_duplicate_view_keeps_every_rule)
 	check_rules(_metadata, self->fd, self->p);
 	munmap(q, 8 * PAGE);
 	check_tags(_metadata, self->fd, self->p, SLOTS);
+}
+
+/*
+ * mmap refuses a window past the largest space; mremap grows a mapping
+ * without asking the driver, so a view may reach past it anyway. Pages
+ * there are beyond any space's end: SIGBUS, as beyond a file's, and a
+ * query by address there finds no slot.
+ */
+TEST_F(adv, mremap_grow_past_the_largest_space_is_sigbus)
+{
+	struct upage_slot_info info;
+	struct upage_api api;
+	unsigned char *q, *r;
+	uint64_t slot;
+	int ret;
+
+	ASSERT_EQ(0, upage_api(self->fd, &api));
+	q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd,
+		 (api.out_max_pages - 1) * PAGE);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 2 * PAGE, PROT_READ, MAP_SHARED,
+				   self->fd, (api.out_max_pages - 1) * PAGE));
+	r = mremap(q, PAGE, 4 * PAGE, MREMAP_MAYMOVE);
+	if (r == MAP_FAILED) {
+		TH_LOG("mremap past the largest space: %s", strerror(errno));
+		munmap(q, PAGE);
+		return;
+	}
+	EXPECT_EQ(SIGBUS, probe_read(r));
+	EXPECT_EQ(SIGBUS, probe_read(r + 3 * PAGE));
+	EXPECT_EQ(SIGBUS, probe(r + 2 * PAGE, true, 1, NULL));
+	ret = upage_query_addr(self->fd, r + 3 * PAGE, &slot, &info);
+	EXPECT_NE(0, ret) {
+		TH_LOG("query by address past the largest space: slot %llu",
+		       (unsigned long long)slot);
+	}
+	EXPECT_EQ(SLOTS, stats(self->fd).out_pages);
+	munmap(r, 4 * PAGE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1610,6 +1650,8 @@ TEST_F_TIMEOUT(adv, trap_timeout_bounds_a_kernel_wait_with_a_signal_pending, 60)
 /* O_DIRECT against EVICT, DISCARD and MOVE                           */
 
 #define LOOP_BLOCKS 512
+/* Pages per read: slots 0..DIO_PAGES-1, each paired with DIO_PAGES + k. */
+#define DIO_PAGES 8
 
 FIXTURE(odirect) {
 	int fd, backing, loop, dio;
@@ -1683,17 +1725,17 @@ FIXTURE_SETUP(odirect)
 		SKIP(return, "no loop device: %s", strerror(-ret));
 	self->dio = open(self->dev, O_RDWR | O_DIRECT | O_CLOEXEC);
 	ASSERT_LE(0, self->dio);
-	upage_resize_ok(self->fd, 4);
-	self->p = upage_map(self->fd, 0, 4, MAP_SHARED);
+	upage_resize_ok(self->fd, 2 * DIO_PAGES);
+	self->p = upage_map(self->fd, 0, 2 * DIO_PAGES, MAP_SHARED);
 	ASSERT_NE(NULL, self->p);
-	fill_tag(self->p, 1);
-	fill_tag(self->p + PAGE, 2);
+	for (blk = 0; blk < 2 * DIO_PAGES; blk++)
+		fill_tag(self->p + blk * PAGE, 1 + blk);
 }
 
 FIXTURE_TEARDOWN(odirect)
 {
 	if (self->p)
-		munmap(self->p, 4 * PAGE);
+		munmap(self->p, 2 * DIO_PAGES * PAGE);
 	if (self->dio >= 0)
 		close(self->dio);
 	if (self->loop >= 0) {
@@ -1720,8 +1762,9 @@ struct dio_editor {
 };
 
 /*
- * Evict, page in and swap slots 0 and 1 (none of which may lose a frame's
- * data); with @drops also move between them and discard slot 0.
+ * Evict, page in and swap the read's slots with their partners (none of
+ * which may lose a frame's data); with @drops also move between them and
+ * discard the read's slots.
  */
 static void *dio_editor_run(void *arg)
 {
@@ -1734,24 +1777,25 @@ static void *dio_editor_run(void *arg)
 		pthread_mutex_lock(&ed->lock);
 		switch (i % (ed->drops ? 6 : 3)) {
 		case 0:
-			ret = upage_evict(ed->fd, 0, 2, NULL);
+			ret = upage_evict(ed->fd, 0, 2 * DIO_PAGES, NULL);
 			break;
 		case 1:
-			ret = upage_swap(ed->fd, 0, 1, 1);
+			ret = upage_swap(ed->fd, 0, DIO_PAGES, DIO_PAGES);
 			break;
 		case 2:
-			ret = upage_prefetch(ed->fd, 0, 2, NULL);
+			ret = upage_prefetch(ed->fd, 0, 2 * DIO_PAGES, NULL);
 			break;
 		case 3:
-			ret = upage_move(ed->fd, 1, 0, 1);
+			ret = upage_move(ed->fd, DIO_PAGES, 0, DIO_PAGES);
 			drop = 1;
 			break;
 		case 4:
-			ret = upage_move(ed->fd, 0, 1, 1);
+			ret = upage_move(ed->fd, 0, DIO_PAGES, DIO_PAGES);
 			drop = 1;
 			break;
 		default:
-			ret = upage_discard(ed->fd, 0, 1);
+			ret = upage_discard(ed->fd, i & 8 ? 0 : DIO_PAGES / 2,
+					    DIO_PAGES / 2);
 			drop = 1;
 			break;
 		}
@@ -1772,14 +1816,15 @@ static void *dio_editor_run(void *arg)
 	return NULL;
 }
 
-#define DIO_ROUNDS 150
+#define DIO_ROUNDS 100
 
 /*
- * O_DIRECT reads into slot 0 while another thread evicts, pages in and
- * swaps slots 0 and 1 (and, with @drops, moves and discards): each edit
- * returns 0 or EBUSY, and after every read its block is whole in slot 0
- * or 1, read back through the mapping (which pages it in), unless an
- * edit that drops frames was applied since the read began.
+ * O_DIRECT reads of DIO_PAGES blocks into slots 0.. while another thread
+ * evicts, pages in and swaps them with their partners (and, with @drops,
+ * moves and discards): each edit returns 0 or EBUSY, and after every read
+ * each block is whole in its slot or the partner, read back through the
+ * mapping (which pages it in), unless an edit that drops frames was
+ * applied since the read began.
  */
 static void dio_race(struct __test_metadata *_metadata, FIXTURE_DATA(odirect) *self,
 		     bool drops)
@@ -1790,41 +1835,44 @@ static void dio_race(struct __test_metadata *_metadata, FIXTURE_DATA(odirect) *s
 	int round;
 
 	ASSERT_EQ(0, pthread_create(&ed.th, NULL, dio_editor_run, &ed));
-	for (round = 0; round < DIO_ROUNDS; round++) {
-		uint64_t blk = round % LOOP_BLOCKS, a, b;
+	for (round = 0; round < DIO_ROUNDS && !lost; round++) {
+		uint64_t first = (round * DIO_PAGES) % LOOP_BLOCKS, a, b, k;
 		unsigned long dropped0 = ed.dropped;
-		ssize_t n = pread(self->dio, self->p, PAGE, blk * PAGE);
+		ssize_t n = pread(self->dio, self->p, DIO_PAGES * PAGE,
+				  first * PAGE);
 
-		if (n != PAGE) {
+		if (n != DIO_PAGES * PAGE) {
 			TH_LOG("round %d: pread: %zd %s", round, n, strerror(errno));
 			lost++;
 			break;
 		}
 		pthread_mutex_lock(&ed.lock);
-		a = page_tag(self->p);
-		b = page_tag(self->p + PAGE);
-		if (a != 1000 + blk && b != 1000 + blk) {
-			if (ed.dropped != dropped0) {
-				excused++;
-			} else {
+		for (k = 0; k < DIO_PAGES; k++) {
+			uint64_t want = 1000 + first + k;
+
+			a = page_tag(self->p + k * PAGE);
+			b = page_tag(self->p + (DIO_PAGES + k) * PAGE);
+			if (a == UINT64_MAX || b == UINT64_MAX) {
+				TH_LOG("round %d: slot %llu or its partner is torn (%#llx %#llx)",
+				       round, (unsigned long long)k,
+				       (unsigned long long)a, (unsigned long long)b);
+				lost++;
+			} else if (a != want && b != want) {
+				if (ed.dropped != dropped0) {
+					excused++;
+					continue;
+				}
 				TH_LOG("round %d: block %llu is in neither slot (%#llx %#llx)",
-				       round, (unsigned long long)blk,
+				       round, (unsigned long long)want,
 				       (unsigned long long)a, (unsigned long long)b);
 				lost++;
 			}
 		}
-		if (a == UINT64_MAX || b == UINT64_MAX) {
-			TH_LOG("round %d: a torn page (%#llx %#llx)", round,
-			       (unsigned long long)a, (unsigned long long)b);
-			lost++;
-		}
 		pthread_mutex_unlock(&ed.lock);
-		if (lost)
-			break;
 	}
 	ed.stop = true;
 	pthread_join(ed.th, NULL);
-	TH_LOG("%d reads; edits %lu applied, %lu EBUSY; %lu reads dropped by a later edit",
+	TH_LOG("%d reads; edits %lu applied, %lu EBUSY; %lu blocks dropped by a later edit",
 	       round, ed.ok, ed.busy, excused);
 	EXPECT_EQ(0, lost);
 	EXPECT_EQ(0, ed.other) {
@@ -1851,6 +1899,113 @@ TEST_F_TIMEOUT(odirect, read_racing_evict_and_swap_loses_nothing, 180)
 TEST_F_TIMEOUT(odirect, read_racing_move_and_discard_stays_whole, 180)
 {
 	dio_race(_metadata, self, true);
+}
+
+/* Write @text to the cgroup file @path; 0 or -errno. */
+static int cg_write(const char *path, const char *text)
+{
+	return write_file(path, text);
+}
+
+#define SLOW 32
+
+struct slow_read {
+	int dio;
+	unsigned char *p;
+	pthread_mutex_t lock;
+	bool done;
+	ssize_t n;
+};
+
+static void *slow_read_run(void *arg)
+{
+	struct slow_read *r = arg;
+	ssize_t n = pread(r->dio, r->p, SLOW * PAGE, 300 * PAGE);
+
+	pthread_mutex_lock(&r->lock);
+	r->n = n;
+	r->done = true;
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/*
+ * An O_DIRECT read slowed down by blk-throttle holds its pages for
+ * seconds: evictions and discards of its slots, tried all along, fail
+ * with EBUSY (one may land before the pages are taken, one after they
+ * are let go), and the data arrive in the space, paged back in if an
+ * eviction came first.
+ */
+TEST_F_TIMEOUT(odirect, throttled_read_is_neither_evicted_nor_discarded, 120)
+{
+	struct slow_read r = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	unsigned long evicted = 0, discarded = 0, busy = 0, other = 0;
+	char cg[64], file[96], text[64];
+	struct stat st;
+	pthread_t th;
+	int k, ret;
+	unsigned char *p;
+
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK))
+		SKIP(return, "no cgroup2 at /sys/fs/cgroup");
+	cg_write("/sys/fs/cgroup/cgroup.subtree_control", "+io");
+	snprintf(cg, sizeof(cg), "/sys/fs/cgroup/upage-adv-%d", getpid());
+	ASSERT_EQ(0, mkdir(cg, 0755));
+	ASSERT_EQ(0, fstat(self->dio, &st));
+	snprintf(file, sizeof(file), "%s/io.max", cg);
+	snprintf(text, sizeof(text), "%u:%u rbps=32768", major(st.st_rdev),
+		 minor(st.st_rdev));
+	ret = cg_write(file, text);
+	if (ret) {
+		rmdir(cg);
+		SKIP(return, "no blk-throttle (io.max: %s)", strerror(-ret));
+	}
+	snprintf(file, sizeof(file), "%s/cgroup.procs", cg);
+	snprintf(text, sizeof(text), "%d", getpid());
+	ASSERT_EQ(0, cg_write(file, text));
+
+	upage_resize_ok(self->fd, SLOW);
+	p = upage_map(self->fd, 0, SLOW, MAP_SHARED);
+	ASSERT_NE(NULL, p);
+	for (k = 0; k < SLOW; k++)
+		fill_tag(p + k * PAGE, 1 + k);
+	r.dio = self->dio;
+	r.p = p;
+	ASSERT_EQ(0, pthread_create(&th, NULL, slow_read_run, &r));
+	/* 128 KiB at 32 KiB/s: about 4 s in flight. */
+	for (k = 0;; k++) {
+		usleep(50 * 1000);
+		pthread_mutex_lock(&r.lock);
+		if (r.done) {
+			pthread_mutex_unlock(&r.lock);
+			break;
+		}
+		ret = k % 2 ? upage_discard(self->fd, 0, SLOW) :
+			      upage_evict(self->fd, 0, SLOW, NULL);
+		pthread_mutex_unlock(&r.lock);
+		if (!ret)
+			k % 2 ? discarded++ : evicted++;
+		else if (ret == -EBUSY)
+			busy++;
+		else
+			other++;
+	}
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	cg_write("/sys/fs/cgroup/cgroup.procs", text);
+	rmdir(cg);
+
+	ASSERT_EQ(SLOW * PAGE, r.n);
+	TH_LOG("during the read: %lu evicted, %lu discarded, %lu EBUSY",
+	       evicted, discarded, busy);
+	EXPECT_EQ(0, other);
+	EXPECT_LE(evicted + discarded, 2);
+	EXPECT_LE(5, busy);
+	/* A discard that landed after the read may have dropped data. */
+	for (k = 0; k < SLOW && !discarded; k++)
+		EXPECT_EQ(1000 + 300 + k, page_tag(p + k * PAGE)) {
+			TH_LOG("block %d lost", 300 + k);
+		}
+	munmap(p, SLOW * PAGE);
 }
 
 TEST_HARNESS_MAIN
