@@ -1712,7 +1712,7 @@ FIXTURE_SETUP(odirect)
 		SKIP(return, "loop devices need root");
 	if (access("/dev/loop-control", F_OK))
 		SKIP(return, "/dev/loop-control missing");
-	strcpy(self->path, "/tmp/upage-adv-XXXXXX");
+	snprintf(self->path, sizeof(self->path), "/tmp/upage-adv-XXXXXX");
 	self->backing = mkostemp(self->path, O_CLOEXEC);
 	ASSERT_LE(0, self->backing);
 	for (blk = 0; blk < LOOP_BLOCKS; blk++) {
