@@ -98,6 +98,31 @@ void upage_backing_release(struct upage_space *space,
  * Page the evicted @frame back in (a reclaimed one comes back as zeros);
  * the caller holds space->lock.
  */
+/*
+ * Page the evicted @frame back in (a reclaimed one comes back as zeros)
+ * into *@page, which the frame takes (*@page is then NULL); the caller
+ * holds space->lock.
+ */
+static int upage_frame_page_in_with(struct upage_space *space,
+				    struct upage_frame *frame,
+				    struct page **page)
+{
+	int ret;
+
+	lockdep_assert_held(&space->lock);
+	if (frame->reclaimed) {
+		atomic64_inc(&space->stats.zero_fills);
+	} else {
+		ret = upage_store_read(space, frame, *page);
+		if (ret)
+			return ret;
+		atomic64_inc(&space->stats.page_ins);
+	}
+	upage_frame_set_page(space, frame, *page);
+	*page = NULL;
+	return 0;
+}
+
 static int upage_frame_page_in(struct upage_space *space,
 			       struct upage_frame *frame)
 {
@@ -105,36 +130,40 @@ static int upage_frame_page_in(struct upage_space *space,
 	int ret;
 
 	lockdep_assert_held(&space->lock);
-	page = upage_alloc_frame_page();
+	page = upage_alloc_frame_page(space);
 	if (IS_ERR(page))
 		return PTR_ERR(page);
-	if (frame->reclaimed) {
-		atomic64_inc(&space->stats.zero_fills);
-	} else {
-		ret = upage_store_read(space, frame, page);
-		if (ret) {
-			upage_free_frame_page(page);
-			return ret;
-		}
-		atomic64_inc(&space->stats.page_ins);
-	}
-	upage_frame_set_page(space, frame, page);
-	return 0;
+	ret = upage_frame_page_in_with(space, frame, &page);
+	if (page)
+		upage_free_frame_page(space, page);
+	return ret;
 }
 
-/* The fault path found slot @idx's frame evicted: bring it back. */
+/*
+ * The fault path found slot @idx's frame evicted: bring it back. The page
+ * is allocated before space->lock is taken, so that the reclaim it may
+ * run can page out this space too.
+ */
 int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 {
 	struct upage_frame *frame;
+	struct page *page;
 	int ret = 0;
 
-	if (mutex_lock_killable(&space->lock))
+	page = upage_alloc_fault_page(space);
+	if (IS_ERR(page))
+		return PTR_ERR(page);
+	if (mutex_lock_killable(&space->lock)) {
+		upage_free_frame_page(space, page);
 		return -EINTR;
+	}
 	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
 	/* Nothing to do if an edit or another fault got there first. */
 	if (frame && !frame->page)
-		ret = upage_frame_page_in(space, frame);
+		ret = upage_frame_page_in_with(space, frame, &page);
 	mutex_unlock(&space->lock);
+	if (page)
+		upage_free_frame_page(space, page);
 	return ret;
 }
 
@@ -182,7 +211,7 @@ void upage_frame_drop(struct upage_space *space, struct upage_frame *frame)
 	spin_unlock(&space->table_lock);
 	upage_frame_set_page(space, frame, NULL);
 	unlock_page(page);
-	upage_free_frame_page(page);
+	upage_free_frame_page(space, page);
 	atomic64_inc(&space->stats.reclaims);
 }
 
@@ -235,11 +264,21 @@ static int upage_frame_evict_begin(struct upage_space *space,
 		space->nr_lazy--;
 		spin_unlock(&space->table_lock);
 	}
+	if (!space->store_user && (PageDirty(page) || !frame->stored)) {
+		/* The module's own store takes no lock: write it now. */
+		ret = upage_store_write_own(space, frame, page);
+		if (ret) {
+			unlock_page(page);
+			return ret;
+		}
+		ClearPageDirty(page);
+		frame->stored = true;
+	}
 	if (frame->stored && !PageDirty(page)) {
 		/* The store has these contents already. */
 		upage_frame_set_page(space, frame, NULL);
 		unlock_page(page);
-		upage_free_frame_page(page);
+		upage_free_frame_page(space, page);
 		atomic64_inc(&space->stats.evictions);
 		return 0;
 	}
@@ -440,7 +479,7 @@ int upage_backing_evict_claimed(struct upage_space *space,
 		frame->stored = true;
 		upage_frame_set_page(space, frame, NULL);
 		unlock_page(page);
-		upage_free_frame_page(page);
+		upage_free_frame_page(space, page);
 		atomic64_inc(&space->stats.evictions);
 		(*done)++;
 	}

@@ -39,6 +39,7 @@ static inline int upage_page_mapcount(struct page *page)
 #endif
 
 /* Shrinkers are allocated by the core since 6.7; register_shrinker() went. */
+#include <linux/list_lru.h>
 #include <linux/shrinker.h>
 #include <linux/slab.h>
 
@@ -48,9 +49,9 @@ upage_shrinker_create(unsigned long (*count)(struct shrinker *,
 					     struct shrink_control *),
 		      unsigned long (*scan)(struct shrinker *,
 					    struct shrink_control *),
-		      const char *name)
+		      unsigned int flags, const char *name)
 {
-	struct shrinker *shrinker = shrinker_alloc(0, "%s", name);
+	struct shrinker *shrinker = shrinker_alloc(flags, "%s", name);
 
 	if (!shrinker)
 		return NULL;
@@ -70,7 +71,7 @@ upage_shrinker_create(unsigned long (*count)(struct shrinker *,
 					     struct shrink_control *),
 		      unsigned long (*scan)(struct shrinker *,
 					    struct shrink_control *),
-		      const char *name)
+		      unsigned int flags, const char *name)
 {
 	struct shrinker *shrinker = kzalloc(sizeof(*shrinker), GFP_KERNEL);
 
@@ -79,6 +80,7 @@ upage_shrinker_create(unsigned long (*count)(struct shrinker *,
 	shrinker->count_objects = count;
 	shrinker->scan_objects = scan;
 	shrinker->seeks = DEFAULT_SEEKS;
+	shrinker->flags = flags;
 	if (register_shrinker(shrinker, "%s", name)) {
 		kfree(shrinker);
 		return NULL;
@@ -90,6 +92,32 @@ static inline void upage_shrinker_destroy(struct shrinker *shrinker)
 {
 	unregister_shrinker(shrinker);
 	kfree(shrinker);
+}
+#endif
+
+/*
+ * Put @item on @lru's list of the memory cgroup and node of the object it
+ * is embedded in (6.8 made list_lru_add() take them explicitly).
+ */
+#ifdef UPAGE_HAVE_LIST_LRU_ADD_OBJ
+static inline bool upage_lru_add(struct list_lru *lru, struct list_head *item)
+{
+	return list_lru_add_obj(lru, item);
+}
+
+static inline bool upage_lru_del(struct list_lru *lru, struct list_head *item)
+{
+	return list_lru_del_obj(lru, item);
+}
+#else
+static inline bool upage_lru_add(struct list_lru *lru, struct list_head *item)
+{
+	return list_lru_add(lru, item);
+}
+
+static inline bool upage_lru_del(struct list_lru *lru, struct list_head *item)
+{
+	return list_lru_del(lru, item);
 }
 #endif
 

@@ -265,12 +265,12 @@ static int upage_edit_fill(struct upage_edit_ctx *ctx, pgoff_t idx)
 			      ctx->nr_created, sizeof(*ctx->created));
 	if (ret)
 		return ret;
-	page = upage_alloc_frame_page();
+	page = upage_alloc_frame_page(ctx->space);
 	if (IS_ERR(page))
 		return PTR_ERR(page);
 	frame = upage_frame_new(ctx->space, page);
 	if (!frame) {
-		upage_free_frame_page(page);
+		upage_free_frame_page(ctx->space, page);
 		return -ENOMEM;
 	}
 	ctx->created[ctx->nr_created++] = frame;

@@ -373,18 +373,24 @@ struct upage_ioctl_op {
 	unsigned int size;
 	unsigned int min_size;
 	unsigned int ioctl_num;
+	bool outputs;			/* the struct has out_* fields */
 	int (*execute)(struct upage_ucmd *ucmd);
 };
 
-#define UPAGE_IOCTL_OP(_ioctl, _fn, _struct, _last)                          \
+#define UPAGE_IOCTL_OP_OUT(_ioctl, _fn, _struct, _last, _out)                \
 	[_IOC_NR(_ioctl) - UPAGE_CMD_BASE] = {                               \
 		.size = sizeof(_struct) +                                    \
 			BUILD_BUG_ON_ZERO(sizeof(union upage_ucmd_buffer) <  \
 					  sizeof(_struct)),                  \
 		.min_size = offsetofend(_struct, _last),                     \
 		.ioctl_num = _ioctl,                                         \
+		.outputs = _out,                                             \
 		.execute = _fn,                                              \
 	}
+#define UPAGE_IOCTL_OP(_ioctl, _fn, _struct, _last) \
+	UPAGE_IOCTL_OP_OUT(_ioctl, _fn, _struct, _last, true)
+#define UPAGE_IOCTL_OP_IN(_ioctl, _fn, _struct, _last) \
+	UPAGE_IOCTL_OP_OUT(_ioctl, _fn, _struct, _last, false)
 
 static const struct upage_ioctl_op upage_ioctl_ops[] = {
 	UPAGE_IOCTL_OP(UPAGE_API, upage_ioctl_api, struct upage_api,
@@ -399,13 +405,14 @@ static const struct upage_ioctl_op upage_ioctl_ops[] = {
 		       out_batches),
 	UPAGE_IOCTL_OP(UPAGE_RESIDENCY, upage_ioctl_residency,
 		       struct upage_residency, out_frames),
-	UPAGE_IOCTL_OP(UPAGE_STORE, upage_ioctl_store, struct upage_store,
-		       offset),
-	UPAGE_IOCTL_OP(UPAGE_TRACK, upage_ioctl_track, struct upage_track, n),
+	UPAGE_IOCTL_OP_IN(UPAGE_STORE, upage_ioctl_store, struct upage_store,
+			  offset),
+	UPAGE_IOCTL_OP_IN(UPAGE_TRACK, upage_ioctl_track, struct upage_track,
+			  n),
 	UPAGE_IOCTL_OP(UPAGE_DIRTY, upage_ioctl_dirty, struct upage_dirty,
 		       out_dirty),
-	UPAGE_IOCTL_OP(UPAGE_TRAP, upage_ioctl_trap, struct upage_trap,
-		       timeout_ms),
+	UPAGE_IOCTL_OP_IN(UPAGE_TRAP, upage_ioctl_trap, struct upage_trap,
+			  timeout_ms),
 	UPAGE_IOCTL_OP(UPAGE_RESOLVE, upage_ioctl_resolve,
 		       struct upage_resolve, out_woken),
 };
@@ -460,5 +467,16 @@ long upage_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 				    ucmd.user_size);
 	if (ret)
 		return ret;
+	/*
+	 * The outputs are written back once the call has taken effect; if
+	 * the struct could not be written then, the call would fail with
+	 * EFAULT having changed something. Write it back unchanged first
+	 * (it may lie in a read-only mapping, or in a protected slot of this
+	 * very space), before any lock is taken and anything changes.
+	 */
+	if (op->outputs &&
+	    copy_to_user(ucmd.ubuffer, ucmd.cmd,
+			 min_t(size_t, ucmd.user_size, op->size)))
+		return -EFAULT;
 	return op->execute(&ucmd);
 }

@@ -19,6 +19,10 @@ unsigned long upage_max_total_pages = 1UL << 22;
 module_param_named(max_total_pages, upage_max_total_pages, ulong, 0644);
 MODULE_PARM_DESC(max_total_pages, "Most frames all spaces together may hold (default 4M = 16 GiB)");
 
+unsigned long upage_max_user_pages = 1UL << 20;
+module_param_named(max_user_pages, upage_max_user_pages, ulong, 0644);
+MODULE_PARM_DESC(max_user_pages, "Most resident frames the spaces one user opened may hold (default 1M = 4 GiB)");
+
 static int upage_fops_open(struct inode *inode, struct file *file)
 {
 	struct upage_space *space;

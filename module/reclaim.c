@@ -10,24 +10,41 @@
  * write through a get_user_pages pin, which bypasses page_mkwrite but
  * dirties the page, keeps the frame too.
  *
- * One shrinker serves every space. Its scan drops lazily freed frames
- * directly: that needs no I/O, only trylocks (the allocating task may hold
- * a space lock or a page lock) and an unmap, as the kernel's own reclaim
- * does. Paging out cold frames of spaces with UPAGE_STORE_RECLAIM means
- * writing files, whose locks an allocating task may hold, so the scan only
- * asks for it: it raises the space's target and queues reclaim_work on a
- * WQ_MEM_RECLAIM workqueue, which evicts in process context (as zswap's
- * shrinker hands its writeback to a worker).
+ * Memory behaves like shmem: one shrinker serves every space, and it is
+ * memcg-aware, so the kernel calls it for a cgroup that reaches its
+ * memory.max as well as on global pressure. Spaces are kept on a list_lru
+ * (upage_lru): list_lru files each space under the memory cgroup its
+ * struct is charged to, the opener's, so a scan for a cgroup sees the
+ * spaces that cgroup opened. (A frame is charged to the cgroup of the task
+ * that made it; a space shared across cgroups is reclaimed under its
+ * opener's.)
  *
- * Cold: a frame is used when the fault path maps it (frame->used). The
- * reclaim work's pass over a space clears the mark and unmaps the frames it
+ * A scan, for each space it visits (trylocks only: the allocating task may
+ * hold a space lock or a page lock):
+ *  - drops lazily freed frames: no I/O, an unmap, as the kernel's own
+ *    reclaim does;
+ *  - pages out cold frames of a space whose store is the module's own
+ *    shmem file, at once: that store is written through its page cache
+ *    (store.c), which takes no filesystem lock an allocating task could
+ *    hold, and its pages are charged to the space's cgroup, where the
+ *    kernel's reclaim then swaps them as it swaps any shmem page;
+ *  - for a space with a program's store and UPAGE_STORE_RECLAIM, asks the
+ *    reclaim work to page out: writing a program's file takes its inode
+ *    lock, which the allocating task may hold, so that happens in process
+ *    context on a WQ_MEM_RECLAIM workqueue (as zswap hands its writeback
+ *    to a worker).
+ * Pinned frames stay: they are what RLIMIT_MEMLOCK is charged for.
+ *
+ * Cold: a frame is used when the fault path maps it (frame->used). A
+ * reclaim pass over a space clears the mark and unmaps the frames it
  * leaves, so only frames not faulted in since its previous pass are cold;
  * it pages those out.
  *
- * The shrinker is not memcg-aware: the kernel calls it on global memory
- * pressure, and for the root cgroup, not when a cgroup hits memory.max.
+ * The list's spaces stay alive while upage_spaces_lock is held: a space
+ * leaves the list under it before it is destroyed, and the scan holds it.
  */
 #include <linux/list.h>
+#include <linux/list_lru.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/pagemap.h>
@@ -42,18 +59,29 @@
 /* Frames claimed at a time by a pass. */
 #define UPAGE_RECLAIM_BATCH 64
 
-static LIST_HEAD(upage_spaces);
+/* Spaces one scan visits at most. */
+#define UPAGE_SCAN_SPACES 16
+
+static struct list_lru upage_lru;
+static bool upage_lru_ready;
 static DEFINE_MUTEX(upage_spaces_lock);
 static struct shrinker *upage_shrinker;
 static struct workqueue_struct *upage_reclaim_wq;
 
 static void upage_reclaim_work(struct work_struct *work);
 
+/* For kmem_cache_alloc_lru() of a space (space.c). */
+struct list_lru *upage_reclaim_lru(void)
+{
+	return &upage_lru;
+}
+
 void upage_reclaim_add(struct upage_space *space)
 {
 	INIT_WORK(&space->reclaim_work, upage_reclaim_work);
+	INIT_LIST_HEAD(&space->node);
 	mutex_lock(&upage_spaces_lock);
-	list_add_tail(&space->node, &upage_spaces);
+	upage_lru_add(&upage_lru, &space->node);
 	mutex_unlock(&upage_spaces_lock);
 }
 
@@ -61,9 +89,19 @@ void upage_reclaim_add(struct upage_space *space)
 void upage_reclaim_del(struct upage_space *space)
 {
 	mutex_lock(&upage_spaces_lock);
-	list_del(&space->node);
+	upage_lru_del(&upage_lru, &space->node);
 	mutex_unlock(&upage_spaces_lock);
 	cancel_work_sync(&space->reclaim_work);
+}
+
+/*
+ * Whether reclaim may page @space out: its own shmem store always, a
+ * program's store only if the program asked (UPAGE_STORE_RECLAIM). Read
+ * without locks, as a hint.
+ */
+static bool upage_space_reclaims(struct upage_space *space)
+{
+	return !READ_ONCE(space->store_user) || READ_ONCE(space->reclaim);
 }
 
 /*
@@ -205,53 +243,6 @@ static unsigned long upage_shrink_space(struct upage_space *space,
 	return freed;
 }
 
-static unsigned long upage_shrink_count(struct shrinker *shrinker,
-					struct shrink_control *sc)
-{
-	struct upage_space *space;
-	unsigned long count = 0;
-
-	if (!mutex_trylock(&upage_spaces_lock))
-		return 0;
-	list_for_each_entry(space, &upage_spaces, node) {
-		count += READ_ONCE(space->nr_lazy);
-		if (READ_ONCE(space->reclaim))
-			count += READ_ONCE(space->nr_resident) -
-				 min(READ_ONCE(space->nr_resident),
-				     READ_ONCE(space->nr_pinned));
-	}
-	mutex_unlock(&upage_spaces_lock);
-	return count ?: SHRINK_EMPTY;
-}
-
-static unsigned long upage_shrink_scan(struct shrinker *shrinker,
-				       struct shrink_control *sc)
-{
-	unsigned long budget = sc->nr_to_scan, freed = 0;
-	struct upage_space *space;
-
-	if (!mutex_trylock(&upage_spaces_lock))
-		return SHRINK_STOP;
-	list_for_each_entry(space, &upage_spaces, node) {
-		if (!budget)
-			break;
-		if (READ_ONCE(space->reclaim)) {
-			/* Page-out is the worker's: it writes files. */
-			atomic_long_add(budget, &space->reclaim_target);
-			queue_work(upage_reclaim_wq, &space->reclaim_work);
-		}
-		if (!mutex_trylock(&space->lock))
-			continue;
-		freed += upage_shrink_space(space, &budget);
-		mutex_unlock(&space->lock);
-	}
-	/* Start with the next space next time. */
-	if (!list_empty(&upage_spaces))
-		list_rotate_left(&upage_spaces);
-	mutex_unlock(&upage_spaces_lock);
-	return freed;
-}
-
 /*
  * Part of a reclaim pass over @space (lock held, dropped while the store
  * is written): from where the last one stopped, page out cold frames (up
@@ -309,37 +300,166 @@ static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
 	return ret ?: (long)(s - start);
 }
 
+/*
+ * One reclaim pass over @space, whose lock the caller holds (and which a
+ * program's store makes it drop while writing): page out up to *@want
+ * cold frames, from where the last pass stopped, at most once round the
+ * space (cold is "not used since the previous pass"). Returns the frames
+ * paged out, or a negative errno if the store failed.
+ */
+static long upage_reclaim_pass(struct upage_space *space, unsigned long *want)
+{
+	unsigned long walked = 0, evicted = 0;
+	long ret = 0;
+
+	while (*want && upage_space_reclaims(space) &&
+	       walked < space->nr_pages) {
+		ret = upage_reclaim_batch(space, want, &evicted);
+		if (ret <= 0)
+			break;
+		walked += ret;
+		cond_resched();
+	}
+	atomic64_add(evicted, &space->stats.shrinker_evictions);
+	return ret < 0 ? ret : (long)evicted;
+}
+
 static void upage_reclaim_work(struct work_struct *work)
 {
 	struct upage_space *space =
 		container_of(work, struct upage_space, reclaim_work);
-	unsigned long want, walked = 0, evicted = 0;
-	long ret = 0;
+	unsigned long want;
+	long ret;
 
 	/*
-	 * Never wait for space->lock here: a page-in holding it may wait for
-	 * the program's store (a FUSE file, say) as long as that likes, and
-	 * this worker serves every space. The next shrinker scan queues the
-	 * work again.
+	 * Do not start on a busy space: a page-in holding its lock may wait
+	 * for the program's store (a FUSE file, say) as long as that likes.
+	 * The next shrinker scan queues the work again. (The pass itself
+	 * writes the store with the lock dropped, and takes it again to
+	 * finish; that wait is as long as another holder's.)
 	 */
 	if (!mutex_trylock(&space->lock))
 		return;
 	want = atomic_long_xchg(&space->reclaim_target, 0);
-	/* At most one pass: cold is "not used since the previous one". */
-	while (want && space->reclaim && walked < space->nr_pages) {
-		ret = upage_reclaim_batch(space, &want, &evicted);
-		if (ret <= 0)
-			break;
-		walked += ret;
-		mutex_unlock(&space->lock);
-		cond_resched();
-		mutex_lock(&space->lock);
-	}
+	ret = upage_reclaim_pass(space, &want);
 	mutex_unlock(&space->lock);
-	atomic64_add(evicted, &space->stats.shrinker_evictions);
 	if (ret < 0)
 		pr_warn_ratelimited("space %llu: reclaim stopped, store error %ld\n",
 				    space->id, ret);
+}
+
+/* What reclaim may take from @space now: a hint, read without locks. */
+static unsigned long upage_space_reclaimable(struct upage_space *space)
+{
+	unsigned long count = READ_ONCE(space->nr_lazy);
+	unsigned long resident = READ_ONCE(space->nr_resident);
+
+	if (upage_space_reclaims(space))
+		count += resident - min(resident, READ_ONCE(space->nr_pinned) +
+					READ_ONCE(space->nr_lazy));
+	return count;
+}
+
+static enum lru_status upage_lru_count_one(struct list_head *item,
+					   struct list_lru_one *list,
+					   spinlock_t *lock, void *arg)
+{
+	unsigned long *count = arg;
+
+	*count += upage_space_reclaimable(container_of(item,
+						       struct upage_space, node));
+	return LRU_SKIP;
+}
+
+/* The frames reclaim may take from the spaces of sc->memcg on sc->nid. */
+static unsigned long upage_shrink_count(struct shrinker *shrinker,
+					struct shrink_control *sc)
+{
+	unsigned long count = 0, nr = ULONG_MAX;
+
+	if (!READ_ONCE(upage_lru_ready))
+		return 0;
+	list_lru_walk_one(&upage_lru, sc->nid, sc->memcg, upage_lru_count_one,
+			  &count, &nr);
+	return count ?: SHRINK_EMPTY;
+}
+
+struct upage_scan {
+	struct upage_space *spaces[UPAGE_SCAN_SPACES];
+	unsigned int nr;
+};
+
+/*
+ * Take the spaces of a scan, rotating them so that the next scan starts
+ * with others.
+ */
+static enum lru_status upage_lru_take(struct list_head *item,
+				      struct list_lru_one *list,
+				      spinlock_t *lock, void *arg)
+{
+	struct upage_space *space = container_of(item, struct upage_space, node);
+	struct upage_scan *scan = arg;
+	unsigned int i;
+
+	/* The walk is bounded by its count; a short list comes round again. */
+	if (scan->nr == UPAGE_SCAN_SPACES)
+		return LRU_SKIP;
+	for (i = 0; i < scan->nr; i++) {
+		if (scan->spaces[i] == space)
+			return LRU_SKIP;
+	}
+	scan->spaces[scan->nr++] = space;
+	return LRU_ROTATE;
+}
+
+/* Reclaim from one space of a scan, whose lock the caller holds. */
+static unsigned long upage_shrink_one(struct upage_space *space,
+				      struct shrink_control *sc,
+				      unsigned long *budget)
+{
+	unsigned long freed = upage_shrink_space(space, budget);
+	long ret;
+
+	if (!*budget || !upage_space_reclaims(space))
+		return freed;
+	if (space->store_user || !space->store) {
+		/*
+		 * A program's file: written in process context (above). No
+		 * store yet: made there too, not in reclaim.
+		 */
+		atomic_long_add(*budget, &space->reclaim_target);
+		queue_work(upage_reclaim_wq, &space->reclaim_work);
+		return freed;
+	}
+	/* Store pages may have to come in from swap: I/O must be allowed. */
+	if (!(sc->gfp_mask & __GFP_IO))
+		return freed;
+	ret = upage_reclaim_pass(space, budget);
+	return ret > 0 ? freed + ret : freed;
+}
+
+static unsigned long upage_shrink_scan(struct shrinker *shrinker,
+				       struct shrink_control *sc)
+{
+	unsigned long budget = sc->nr_to_scan, freed = 0, nr;
+	struct upage_scan scan = { .nr = 0 };
+	unsigned int i;
+
+	if (!READ_ONCE(upage_lru_ready) || !mutex_trylock(&upage_spaces_lock))
+		return SHRINK_STOP;
+	nr = UPAGE_SCAN_SPACES;
+	list_lru_walk_one(&upage_lru, sc->nid, sc->memcg, upage_lru_take,
+			  &scan, &nr);
+	for (i = 0; i < scan.nr && budget; i++) {
+		struct upage_space *space = scan.spaces[i];
+
+		if (!mutex_trylock(&space->lock))
+			continue;
+		freed += upage_shrink_one(space, sc, &budget);
+		mutex_unlock(&space->lock);
+	}
+	mutex_unlock(&upage_spaces_lock);
+	return freed;
 }
 
 int upage_reclaim_init(void)
@@ -349,16 +469,31 @@ int upage_reclaim_init(void)
 	if (!upage_reclaim_wq)
 		return -ENOMEM;
 	upage_shrinker = upage_shrinker_create(upage_shrink_count,
-					       upage_shrink_scan, "upage");
-	if (!upage_shrinker) {
-		destroy_workqueue(upage_reclaim_wq);
-		return -ENOMEM;
-	}
+					       upage_shrink_scan,
+					       SHRINKER_MEMCG_AWARE |
+					       SHRINKER_NUMA_AWARE |
+					       SHRINKER_NONSLAB, "upage");
+	if (!upage_shrinker)
+		goto err_destroy_wq;
+	/*
+	 * The list takes the shrinker's id, which 6.1 assigns only when it
+	 * registers it: the callbacks wait for upage_lru_ready.
+	 */
+	if (list_lru_init_memcg(&upage_lru, upage_shrinker))
+		goto err_destroy_shrinker;
+	WRITE_ONCE(upage_lru_ready, true);
 	return 0;
+
+err_destroy_shrinker:
+	upage_shrinker_destroy(upage_shrinker);
+err_destroy_wq:
+	destroy_workqueue(upage_reclaim_wq);
+	return -ENOMEM;
 }
 
 void upage_reclaim_uninit(void)
 {
 	upage_shrinker_destroy(upage_shrinker);
+	list_lru_destroy(&upage_lru);
 	destroy_workqueue(upage_reclaim_wq);
 }

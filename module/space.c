@@ -19,7 +19,10 @@
 #include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
+#include <linux/cred.h>
+#include <linux/hashtable.h>
 #include <linux/highmem.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/mount.h>
 #include <linux/pagemap.h>
@@ -33,6 +36,7 @@
 
 static struct vfsmount *upage_mnt;
 static struct kmem_cache *upage_frame_cache;
+static struct kmem_cache *upage_space_cache;
 static atomic64_t upage_space_ids = ATOMIC64_INIT(0);
 static atomic_long_t upage_total_pages = ATOMIC_LONG_INIT(0);
 
@@ -49,22 +53,89 @@ static struct file_system_type upage_fs_type = {
 
 int upage_space_init(void)
 {
+	int ret = -ENOMEM;
+
 	upage_frame_cache = KMEM_CACHE(upage_frame, SLAB_ACCOUNT);
 	if (!upage_frame_cache)
 		return -ENOMEM;
-
+	/*
+	 * Spaces come from a cache of their own, charged to the opener's
+	 * memory cgroup, so that reclaim.c's list_lru can file them under it
+	 * (kmem_cache_alloc_lru() makes the cgroup's list first).
+	 */
+	upage_space_cache = KMEM_CACHE(upage_space, SLAB_ACCOUNT);
+	if (!upage_space_cache)
+		goto err_frames;
 	upage_mnt = kern_mount(&upage_fs_type);
 	if (IS_ERR(upage_mnt)) {
-		kmem_cache_destroy(upage_frame_cache);
-		return PTR_ERR(upage_mnt);
+		ret = PTR_ERR(upage_mnt);
+		goto err_spaces;
 	}
 	return 0;
+
+err_spaces:
+	kmem_cache_destroy(upage_space_cache);
+err_frames:
+	kmem_cache_destroy(upage_frame_cache);
+	return ret;
 }
 
 void upage_space_uninit(void)
 {
 	kern_unmount(upage_mnt);
+	kmem_cache_destroy(upage_space_cache);
 	kmem_cache_destroy(upage_frame_cache);
+}
+
+/*
+ * Resident frames per user. max_total_pages bounds all spaces together;
+ * max_user_pages bounds the share of one user (the opener of the spaces),
+ * so that one user cannot make every other user's faults SIGBUS. A space
+ * holds a reference to its opener's entry.
+ */
+struct upage_user {
+	struct hlist_node node;
+	kuid_t uid;
+	refcount_t ref;
+	atomic_long_t pages;
+};
+
+static DEFINE_HASHTABLE(upage_users, 6);
+static DEFINE_SPINLOCK(upage_users_lock);
+
+static struct upage_user *upage_user_get(kuid_t uid)
+{
+	struct upage_user *user, *new;
+
+	new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
+	spin_lock(&upage_users_lock);
+	hash_for_each_possible(upage_users, user, node, __kuid_val(uid)) {
+		if (uid_eq(user->uid, uid)) {
+			refcount_inc(&user->ref);
+			goto out_unlock;
+		}
+	}
+	user = new;
+	new = NULL;
+	if (user) {
+		user->uid = uid;
+		refcount_set(&user->ref, 1);
+		hash_add(upage_users, &user->node, __kuid_val(uid));
+	}
+out_unlock:
+	spin_unlock(&upage_users_lock);
+	kfree(new);
+	return user;
+}
+
+static void upage_user_put(struct upage_user *user)
+{
+	if (!refcount_dec_and_lock(&user->ref, &upage_users_lock))
+		return;
+	hash_del(&user->node);
+	spin_unlock(&upage_users_lock);
+	WARN_ON_ONCE(atomic_long_read(&user->pages));
+	kfree(user);
 }
 
 struct upage_space *upage_space_create(void)
@@ -72,13 +143,20 @@ struct upage_space *upage_space_create(void)
 	struct upage_space *space;
 	struct inode *inode;
 
-	space = kzalloc(sizeof(*space), GFP_KERNEL_ACCOUNT);
+	space = kmem_cache_alloc_lru(upage_space_cache, upage_reclaim_lru(),
+				     GFP_KERNEL | __GFP_ZERO);
 	if (!space)
 		return ERR_PTR(-ENOMEM);
+	space->user = upage_user_get(current_uid());
+	if (!space->user) {
+		kmem_cache_free(upage_space_cache, space);
+		return ERR_PTR(-ENOMEM);
+	}
 
 	inode = alloc_anon_inode(upage_mnt->mnt_sb);
 	if (IS_ERR(inode)) {
-		kfree(space);
+		upage_user_put(space->user);
+		kmem_cache_free(upage_space_cache, space);
 		return ERR_CAST(inode);
 	}
 
@@ -90,6 +168,7 @@ struct upage_space *upage_space_create(void)
 	space->track_gen = 1;
 	upage_trap_init(space);
 	upage_store_init(space);
+	space->memcg = get_mem_cgroup_from_mm(current->mm);
 	/* As userfaultfd without UFFD_USER_MODE_ONLY: a privilege (trap.c). */
 	space->trap_kernel = ns_capable_noaudit(&init_user_ns, CAP_SYS_PTRACE);
 	space->id = atomic64_inc_return(&upage_space_ids);
@@ -97,36 +176,64 @@ struct upage_space *upage_space_create(void)
 	return space;
 }
 
-/*
- * A zeroed page for a new frame, charged to the current task's memory
- * cgroup and counted against max_total_pages: -ENOSPC over that limit,
- * -ENOMEM when there is no memory (or the cgroup is at its limit).
- */
-struct page *upage_alloc_frame_page(void)
+static struct page *upage_alloc_page(struct upage_space *space, gfp_t gfp)
 {
+	struct upage_user *user = space->user;
 	struct page *page;
 
-	if (atomic_long_inc_return(&upage_total_pages) > upage_max_total_pages) {
-		atomic_long_dec(&upage_total_pages);
-		return ERR_PTR(-ENOSPC);
-	}
-	page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
+	if (atomic_long_inc_return(&upage_total_pages) > upage_max_total_pages)
+		goto err_total;
+	if (atomic_long_inc_return(&user->pages) > READ_ONCE(upage_max_user_pages))
+		goto err_user;
+	page = alloc_page(gfp);
 	if (!page) {
+		atomic_long_dec(&user->pages);
 		atomic_long_dec(&upage_total_pages);
 		return ERR_PTR(-ENOMEM);
 	}
 	return page;
+
+err_user:
+	atomic_long_dec(&user->pages);
+err_total:
+	atomic_long_dec(&upage_total_pages);
+	return ERR_PTR(-ENOSPC);
 }
 
-/* Give back a page from upage_alloc_frame_page() that no frame took. */
-void upage_free_frame_page(struct page *page)
+/*
+ * A zeroed page for a new frame of @space, made by an ioctl: charged to
+ * the current task's memory cgroup, and counted against max_total_pages
+ * and the opener's max_user_pages: -ENOSPC over a limit. An ioctl may
+ * hold space->lock, so reclaim cannot page out this space meanwhile: in a
+ * cgroup at its limit, -ENOMEM rather than the OOM killer.
+ */
+struct page *upage_alloc_frame_page(struct upage_space *space)
+{
+	return upage_alloc_page(space, GFP_HIGHUSER | __GFP_ZERO |
+				__GFP_ACCOUNT | __GFP_RETRY_MAYFAIL);
+}
+
+/*
+ * The same for the fault path, which allocates holding no space lock:
+ * reclaim may page out this space, and failing that, a cgroup at its
+ * limit OOM-kills as for any page fault.
+ */
+struct page *upage_alloc_fault_page(struct upage_space *space)
+{
+	return upage_alloc_page(space, GFP_HIGHUSER | __GFP_ZERO |
+				__GFP_ACCOUNT);
+}
+
+/* Give back a page of @space from upage_alloc_frame_page(). */
+void upage_free_frame_page(struct upage_space *space, struct page *page)
 {
 	put_page(page);
+	atomic_long_dec(&space->user->pages);
 	atomic_long_dec(&upage_total_pages);
 }
 
 /*
- * Make a frame of a page from upage_alloc_frame_page(); the allocation's
+ * Make a frame of a page from upage_alloc_frame_page(space); the allocation's
  * page reference becomes the frame's. It has no slot yet.
  */
 struct upage_frame *upage_frame_new(struct upage_space *space,
@@ -208,7 +315,7 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 			space->nr_lazy--;
 			spin_unlock(&space->table_lock);
 		}
-		upage_free_frame_page(frame->page);
+		upage_free_frame_page(space, frame->page);
 		frame->page = NULL;
 		space->nr_resident--;
 	}
@@ -508,7 +615,9 @@ void upage_space_destroy(struct upage_space *space)
 	upage_trap_destroy(space);
 	kvfree(space->slots);
 	iput(space->inode);
-	kfree(space);
+	mem_cgroup_put(space->memcg);
+	upage_user_put(space->user);
+	kmem_cache_free(upage_space_cache, space);
 }
 
 /* Unmap slots first..first+nr-1 from every process, private copies kept. */
@@ -601,7 +710,13 @@ int upage_space_resize(struct upage_space *space, u64 pages, u64 *old_pages)
 		ret = upage_space_shrink(space, pages);
 		goto out_unlock;
 	}
-	ret = upage_space_grow_table(space, pages);
+	/*
+	 * A space with slots has a store from the start: the shrinker pages
+	 * out to it from reclaim, where making a file is no business.
+	 */
+	ret = pages ? upage_store_open(space) : 0;
+	if (!ret)
+		ret = upage_space_grow_table(space, pages);
 	if (ret)
 		goto out_unlock;
 	/* Slots beyond the end are holes (shrink left them so). */
@@ -699,22 +814,24 @@ void upage_space_written(struct upage_space *space, pgoff_t idx,
  * Fill the hole at @idx with a zeroed frame; nothing to do if it has one
  * (an edit or another fault got there first).
  */
-int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
+/*
+ * Fill the hole at @idx with a frame of *@page (a zeroed page from
+ * upage_alloc_frame_page(), which the frame takes: *@page is then NULL);
+ * nothing to do if the slot has a frame (an edit or another fault got
+ * there first) or is gone.
+ */
+static int upage_space_fill_hole_with(struct upage_space *space, pgoff_t idx,
+				      struct page **page)
 {
 	struct upage_frame *frame;
-	struct page *page;
 
 	lockdep_assert_held(&space->lock);
 	if (idx >= space->nr_pages || space->slots[idx].frame)
 		return 0;
-	page = upage_alloc_frame_page();
-	if (IS_ERR(page))
-		return PTR_ERR(page);
-	frame = upage_frame_new(space, page);
-	if (!frame) {
-		upage_free_frame_page(page);
+	frame = upage_frame_new(space, *page);
+	if (!frame)
 		return -ENOMEM;
-	}
+	*page = NULL;
 	upage_frame_get(frame);
 	spin_lock(&space->table_lock);
 	space->slots[idx].frame = frame;
@@ -723,15 +840,46 @@ int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
 	return 0;
 }
 
-/* For the fault path: -EINTR on a fatal signal while waiting for the lock. */
-int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
+/* Fill the hole at @idx with a zeroed frame, for an ioctl (pin). */
+int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
 {
+	struct page *page;
 	int ret;
 
-	if (mutex_lock_killable(&space->lock))
+	lockdep_assert_held(&space->lock);
+	if (idx >= space->nr_pages || space->slots[idx].frame)
+		return 0;
+	page = upage_alloc_frame_page(space);
+	if (IS_ERR(page))
+		return PTR_ERR(page);
+	ret = upage_space_fill_hole_with(space, idx, &page);
+	if (page)
+		upage_free_frame_page(space, page);
+	return ret;
+}
+
+/*
+ * For the fault path: the page is allocated before space->lock is taken,
+ * so that the reclaim its allocation may run can page out this space too
+ * (the shrinker only trylocks it). -EINTR on a fatal signal while
+ * waiting for the lock.
+ */
+int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
+{
+	struct page *page;
+	int ret;
+
+	page = upage_alloc_fault_page(space);
+	if (IS_ERR(page))
+		return PTR_ERR(page);
+	if (mutex_lock_killable(&space->lock)) {
+		upage_free_frame_page(space, page);
 		return -EINTR;
-	ret = upage_space_fill_hole_locked(space, idx);
+	}
+	ret = upage_space_fill_hole_with(space, idx, &page);
 	mutex_unlock(&space->lock);
+	if (page)
+		upage_free_frame_page(space, page);
 	return ret;
 }
 
@@ -749,12 +897,12 @@ int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 	struct page *page;
 	int ret = 0;
 
-	page = upage_alloc_frame_page();
+	page = upage_alloc_fault_page(space);
 	if (IS_ERR(page))
 		return PTR_ERR(page);
 
 	if (mutex_lock_killable(&space->lock)) {
-		upage_free_frame_page(page);
+		upage_free_frame_page(space, page);
 		return -EINTR;
 	}
 	slot = idx < space->nr_pages ? &space->slots[idx] : NULL;
@@ -785,7 +933,7 @@ int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 
 out_free:
 	mutex_unlock(&space->lock);
-	upage_free_frame_page(page);
+	upage_free_frame_page(space, page);
 	return ret;
 }
 

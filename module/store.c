@@ -33,12 +33,23 @@
  *    a pwrite to the store from the space's own evicted slots would wait
  *    on itself. Not done yet: reading through the page cache would avoid
  *    the filesystem's read_iter.)
+ *
+ * The module's own store is different: nobody else has it open, and it is
+ * read and written through its page cache (shmem_read_mapping_page_gfp()
+ * and a copy), which takes no inode lock at all. So its writes may run
+ * anywhere, under space->lock and from the shrinker too, and the space's
+ * frames page out synchronously under memory pressure (reclaim.c). Its
+ * pages are charged to the space's memory cgroup wherever that runs
+ * (set_active_memcg()), so a frame paged out under a cgroup's limit stays
+ * that cgroup's memory, and the kernel swaps it from there as any shmem.
  */
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/idr.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
 
@@ -89,13 +100,64 @@ int upage_store_alloc(struct upage_space *space, struct upage_frame *frame)
 }
 
 /*
- * Write @page to store page @off of @store. No space lock may be held
- * (see above): the write takes the store's inode lock.
+ * Copy @page to (@out) or from store page @off of the module's own shmem
+ * store, through its page cache: no inode lock, so under space->lock and
+ * in reclaim too. The store page is charged to the space's cgroup.
+ */
+static int upage_store_copy_shmem(struct upage_space *space, long off,
+				  struct page *page, bool out)
+{
+	struct address_space *mapping = space->store->f_mapping;
+	struct mem_cgroup *old;
+	struct page *spage;
+
+	old = set_active_memcg(space->memcg);
+	spage = shmem_read_mapping_page_gfp(mapping, off,
+					    mapping_gfp_mask(mapping));
+	set_active_memcg(old);
+	if (IS_ERR(spage))
+		return PTR_ERR(spage);
+	if (out) {
+		copy_highpage(spage, page);
+		set_page_dirty(spage);
+		atomic64_add(PAGE_SIZE, &space->stats.bytes_written);
+	} else {
+		copy_highpage(page, spage);
+		atomic64_add(PAGE_SIZE, &space->stats.bytes_read);
+	}
+	put_page(spage);
+	return 0;
+}
+
+/*
+ * Write @frame's locked @page to its store page (allocated) in the
+ * module's own store; under space->lock, from anywhere (see above).
+ */
+int upage_store_write_own(struct upage_space *space, struct upage_frame *frame,
+			  struct page *page)
+{
+	int ret;
+
+	lockdep_assert_held(&space->lock);
+	if (WARN_ON_ONCE(space->store_user))
+		return -EINVAL;
+	ret = upage_store_alloc(space, frame);
+	if (!ret)
+		ret = upage_store_copy_shmem(space, frame->store_off, page, true);
+	return ret;
+}
+
+/*
+ * Write @page to store page @off of @store, a program's file. No space
+ * lock may be held (see above): the write takes the store's inode lock.
+ * Page cache the write allocates is charged to the space's cgroup, not
+ * to whoever runs it (the reclaim worker).
  */
 int upage_store_write(struct upage_space *space, struct file *store,
 		      loff_t base, long off, struct page *page)
 {
 	loff_t pos = base + ((loff_t)off << PAGE_SHIFT);
+	struct mem_cgroup *old;
 	ssize_t done;
 	void *addr;
 
@@ -103,7 +165,9 @@ int upage_store_write(struct upage_space *space, struct file *store,
 	if (store->f_flags & (O_APPEND | O_DIRECT))
 		return -EINVAL;
 	addr = kmap_local_page(page);
+	old = set_active_memcg(space->memcg);
 	done = kernel_write(store, addr, PAGE_SIZE, &pos);
+	set_active_memcg(old);
 	kunmap_local(addr);
 	if (done != PAGE_SIZE)
 		return done < 0 ? done : -EIO;
@@ -120,6 +184,9 @@ int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 	void *addr;
 
 	lockdep_assert_held(&space->lock);
+	if (!space->store_user)
+		return upage_store_copy_shmem(space, frame->store_off, page,
+					      false);
 	addr = kmap_local_page(page);
 	done = kernel_read(space->store, addr, PAGE_SIZE, &pos);
 	kunmap_local(addr);

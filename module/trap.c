@@ -244,9 +244,17 @@ static void upage_trap_leave_ticket(struct upage_space *space,
 	list_add(&w->node, &space->trap_tickets);
 }
 
+/*
+ * How a trapped fault sleeps. A kernel-mode fault sleeps killably even
+ * where the fault would allow a signal to interrupt it: x86 retries such
+ * a fault at once unless the signal is fatal, so an interruptible wait
+ * would end, queue a new event and wait again, for as long as the signal
+ * stays pending (a handler without SA_RESTART), without ever timing out.
+ */
 static unsigned int upage_trap_sleep_state(struct vm_fault *vmf)
 {
-	if (vmf->flags & FAULT_FLAG_INTERRUPTIBLE)
+	if ((vmf->flags & FAULT_FLAG_INTERRUPTIBLE) &&
+	    (vmf->flags & FAULT_FLAG_USER))
 		return TASK_INTERRUPTIBLE;
 	if (vmf->flags & FAULT_FLAG_KILLABLE)
 		return TASK_KILLABLE;
@@ -285,11 +293,18 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 	 */
 	if (!(vmf->flags & FAULT_FLAG_USER) && !space->trap_kernel)
 		return VM_FAULT_SIGBUS;
+	/*
+	 * A core dump (get_dump_page()) or an exiting task: the handler may
+	 * be this very process, which answers nothing until the dump is
+	 * done. userfaultfd refuses these the same way.
+	 */
+	if (current->flags & (PF_EXITING | PF_DUMPCORE))
+		return VM_FAULT_SIGBUS;
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;
 
-	w = kzalloc(sizeof(*w), GFP_KERNEL);
-	new_ev = kzalloc(sizeof(*new_ev), GFP_KERNEL);
+	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+	new_ev = kzalloc(sizeof(*new_ev), GFP_KERNEL_ACCOUNT);
 	if (!w || !new_ev) {
 		kfree(w);
 		kfree(new_ev);
@@ -459,7 +474,8 @@ int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 }
 
 /* UPAGE_RESOLVE_COPY: n zeroed pages filled from @src, before any lock. */
-static struct page **upage_trap_copy_in(u64 src, u64 n)
+static struct page **upage_trap_copy_in(struct upage_space *space, u64 src,
+					u64 n)
 {
 	struct page **pages;
 	u64 i;
@@ -471,7 +487,7 @@ static struct page **upage_trap_copy_in(u64 src, u64 n)
 	for (i = 0; i < n; i++) {
 		void *kaddr;
 
-		pages[i] = upage_alloc_frame_page();
+		pages[i] = upage_alloc_frame_page(space);
 		if (IS_ERR(pages[i])) {
 			ret = PTR_ERR(pages[i]);
 			pages[i] = NULL;
@@ -489,7 +505,7 @@ static struct page **upage_trap_copy_in(u64 src, u64 n)
 	if (!ret)
 		return pages;
 	for (i = 0; i < n && pages[i]; i++)
-		upage_free_frame_page(pages[i]);
+		upage_free_frame_page(space, pages[i]);
 	kvfree(pages);
 	return ERR_PTR(ret);
 }
@@ -562,7 +578,7 @@ int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,
 		mutex_unlock(&space->lock);
 		if (ret)
 			return ret;
-		pages = upage_trap_copy_in(src, n);
+		pages = upage_trap_copy_in(space, src, n);
 		if (IS_ERR(pages))
 			return PTR_ERR(pages);
 	} else if (action == UPAGE_RESOLVE_ZERO) {
@@ -607,7 +623,7 @@ out_unlock:
 	if (pages) {
 		for (i = 0; i < n; i++) {
 			if (pages[i])
-				upage_free_frame_page(pages[i]);
+				upage_free_frame_page(space, pages[i]);
 		}
 		kvfree(pages);
 	}

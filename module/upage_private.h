@@ -132,8 +132,11 @@ struct upage_counters {
  * under @lock, @nr_lazy (resident lazy frames) under @table_lock; both are
  * read without locks. @reclaim (UPAGE_STORE_RECLAIM), @scan_next and
  * @lazy_next (where the reclaim work and the shrinker go on) are protected
- * by @lock; @node by the list's lock. @reclaim_target counts the frames the
- * shrinker asked @reclaim_work to page out.
+ * by @lock; @node (on reclaim.c's list_lru) by the list's lock.
+ * @reclaim_target counts the frames the shrinker asked @reclaim_work to
+ * page out. @memcg (the opener's memory cgroup, referenced; store pages
+ * are charged to it) and @user (the opener's share of max_total_pages,
+ * space.c) are immutable after creation.
  *
  * @track_gen (track.c) is the write generation, under @table_lock.
  *
@@ -143,6 +146,8 @@ struct upage_counters {
  * threads sleep on @trap_wq, readers on @trap_poll. @trap_kernel (the
  * opener had CAP_SYS_PTRACE) is immutable after creation.
  */
+struct upage_user;
+
 struct upage_space {
 	struct mutex lock;		/* serialises table changes */
 	spinlock_t table_lock;		/* the table, for the fault path */
@@ -173,6 +178,8 @@ struct upage_space {
 	atomic_long_t reclaim_target;
 	struct work_struct reclaim_work;
 	struct list_head node;
+	struct mem_cgroup *memcg;
+	struct upage_user *user;
 	u64 track_gen;
 	struct list_head trap_queue;
 	struct list_head trap_read;
@@ -214,6 +221,7 @@ struct upage_slot_state {
 /* Module parameters (main.c). */
 extern unsigned long upage_max_space_pages;
 extern unsigned long upage_max_total_pages;
+extern unsigned long upage_max_user_pages;
 
 /* space.c */
 int upage_space_init(void);
@@ -221,8 +229,9 @@ void upage_space_uninit(void);
 struct upage_space *upage_space_create(void);
 void upage_space_destroy(struct upage_space *space);
 int upage_space_resize(struct upage_space *space, u64 pages, u64 *old_pages);
-struct page *upage_alloc_frame_page(void);
-void upage_free_frame_page(struct page *page);
+struct page *upage_alloc_frame_page(struct upage_space *space);
+struct page *upage_alloc_fault_page(struct upage_space *space);
+void upage_free_frame_page(struct upage_space *space, struct page *page);
 struct upage_frame *upage_frame_new(struct upage_space *space,
 				    struct page *page);
 void upage_frame_get(struct upage_frame *frame);
@@ -300,6 +309,8 @@ int upage_store_open(struct upage_space *space);
 int upage_store_alloc(struct upage_space *space, struct upage_frame *frame);
 int upage_store_write(struct upage_space *space, struct file *store,
 		      loff_t base, long off, struct page *page);
+int upage_store_write_own(struct upage_space *space, struct upage_frame *frame,
+			  struct page *page);
 int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 		     struct page *page);
 void upage_store_release(struct upage_space *space,
@@ -344,6 +355,7 @@ void upage_trap_cut(struct upage_space *space, u64 first);
 /* reclaim.c */
 int upage_reclaim_init(void);
 void upage_reclaim_uninit(void);
+struct list_lru *upage_reclaim_lru(void);
 void upage_reclaim_add(struct upage_space *space);
 void upage_reclaim_del(struct upage_space *space);
 int upage_lazy_free(struct upage_space *space, u64 first, u64 n, u64 *done);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <sys/swap.h>
 
+#include <sys/stat.h>
+
 #include "upage_utils.h"
 
 #define SLOTS 8192		/* 32 MiB */
@@ -191,6 +193,76 @@ TEST_F_TIMEOUT(pressure, memory_pressure_pages_out_opted_in_space, 280)
 	EXPECT_EQ(st.out_reclaims, zero);
 	EXPECT_EQ(0, bad);
 	munmap((void *)p, SLOTS * PAGE);
+}
+
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_SPACE CG_ROOT "/upage-pressure"
+#define CG_SLOTS 16384		/* 64 MiB through a cgroup of 16 MiB */
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t len = strlen(val), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, val, len);
+	close(fd);
+	return ret == len ? 0 : -EIO;
+}
+
+/*
+ * Memory behaves like shmem, under a cgroup's limit too: a process in a
+ * cgroup with memory.max of 16 MiB writes and reads back a 64 MiB space
+ * it opened, with no special call. The cgroup's reclaim calls the
+ * module's shrinker, which pages cold frames out to the space's shmem
+ * store, charged to the same cgroup, from where the kernel swaps them
+ * (zram here). Without the memcg-aware shrinker the child is OOM-killed
+ * or its faults get SIGBUS.
+ */
+TEST_F_TIMEOUT(pressure, cgroup_memory_max_pages_a_space_out, 280)
+{
+	pid_t pid;
+	int status;
+
+	if (!zram_swap())
+		SKIP(return, "no swap: a cgroup limit needs somewhere to go");
+	if (write_file(CG_ROOT "/cgroup.subtree_control", "+memory"))
+		SKIP(return, "no memory controller");
+	rmdir(CG_SPACE);
+	ASSERT_EQ(0, mkdir(CG_SPACE, 0755));
+	ASSERT_EQ(0, write_file(CG_SPACE "/memory.max", "16M"));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char me[32];
+		unsigned char *p;
+		int fd;
+
+		snprintf(me, sizeof(me), "%d", getpid());
+		if (write_file(CG_SPACE "/cgroup.procs", me))
+			_exit(10);
+		/* Opened inside the cgroup: the space is the cgroup's. */
+		fd = upage_open(O_CLOEXEC);
+		if (fd < 0 || upage_resize(fd, CG_SLOTS, NULL))
+			_exit(11);
+		p = mmap(NULL, CG_SLOTS * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			_exit(12);
+		for (size_t i = 0; i < CG_SLOTS; i++)
+			fill_page(p + i * PAGE, i, 5);
+		for (size_t i = 0; i < CG_SLOTS; i++)
+			if (!page_ok(p + i * PAGE, i, 5))
+				_exit(1);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status)) {
+		TH_LOG("the child died of signal %d", WTERMSIG(status));
+	}
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0, rmdir(CG_SPACE));
 }
 
 TEST_HARNESS_MAIN
