@@ -78,6 +78,7 @@ void upage_backing_forget(struct upage_space *space,
 			  struct upage_frame *frame)
 {
 	upage_store_release(space, frame);
+	frame->out_seq++;
 	spin_lock(&space->table_lock);
 	frame->reclaimed = true;
 	frame->written = space->track_gen;	/* now zeros: a change */
@@ -140,30 +141,79 @@ static int upage_frame_page_in(struct upage_space *space,
 }
 
 /*
- * The fault path found slot @idx's frame evicted: bring it back. The page
- * is allocated before space->lock is taken, so that the reclaim it may
- * run can page out this space too.
+ * The fault path found slot @idx's frame evicted: bring it back, reading
+ * the store with no space lock held. A read of the store may allocate (a
+ * swapped-out shmem page comes back in), and the reclaim that allocation
+ * runs must be able to page out this very space, whose lock the shrinker
+ * only trylocks; and a program's store may take its own locks (XFS takes
+ * its inode lock for a read), which a pwrite() to it from this space's
+ * slots holds while it faults here. So: note the frame (its id, where its
+ * contents are, and out_seq, which moves whenever they stop being there),
+ * drop the lock, allocate and read, take the lock again, and install the
+ * page only if the slot still shows that frame, still evicted with those
+ * contents. Otherwise the fault looks again. Returns 1 if it paged the
+ * frame in, 0 if there was nothing (more) to do, or an errno of the
+ * allocation or the read (-EINTR: killed waiting for the lock).
  */
 int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 {
 	struct upage_frame *frame;
+	struct file *store = NULL;
+	bool reclaimed;
+	unsigned int seq;
 	struct page *page;
+	loff_t base;
+	long off;
+	u64 id;
 	int ret = 0;
 
-	page = upage_alloc_fault_page(space);
-	if (IS_ERR(page))
-		return PTR_ERR(page);
-	if (mutex_lock_killable(&space->lock)) {
-		upage_free_frame_page(space, page);
+	if (mutex_lock_killable(&space->lock))
 		return -EINTR;
-	}
 	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
 	/* Nothing to do if an edit or another fault got there first. */
-	if (frame && !frame->page)
-		ret = upage_frame_page_in_with(space, frame, &page);
+	if (!frame || frame->page) {
+		mutex_unlock(&space->lock);
+		return 0;
+	}
+	id = frame->id;
+	seq = frame->out_seq;
+	reclaimed = frame->reclaimed;
+	off = frame->store_off;
+	base = space->store_base;
+	if (!reclaimed)
+		store = get_file(space->store);
 	mutex_unlock(&space->lock);
+
+	page = upage_alloc_fault_page(space);
+	if (IS_ERR(page)) {
+		ret = PTR_ERR(page);
+		goto out_put;
+	}
+	if (!reclaimed)
+		ret = upage_store_read_at(space, store, base, off, page);
+
+	if (mutex_lock_killable(&space->lock)) {
+		ret = -EINTR;
+		goto out_free;
+	}
+	frame = idx < space->nr_pages ? space->slots[idx].frame : NULL;
+	if (!frame || frame->page || frame->id != id || frame->out_seq != seq) {
+		/* Changed meanwhile: what was read may be stale; look again. */
+		ret = 0;
+	} else if (!ret) {
+		atomic64_inc(reclaimed ? &space->stats.zero_fills :
+			     &space->stats.page_ins);
+		upage_frame_set_page(space, frame, page);
+		page = NULL;
+		ret = 1;
+	}
+	mutex_unlock(&space->lock);
+out_free:
 	if (page)
 		upage_free_frame_page(space, page);
+out_put:
+	if (store)
+		fput(store);
 	return ret;
 }
 
@@ -174,23 +224,22 @@ int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
 	u64 i;
 
 	*done = 0;
-	mutex_lock(&space->lock);
-	if (!upage_slots_exist(space, first, n)) {
-		ret = -EINVAL;
-		goto out_unlock;
-	}
+	if (!upage_space_range_ok(space, first, n))
+		return -EINVAL;
+	/* As a fault pages in: the store is read with no space lock held. */
 	for (i = first; i < first + n; i++) {
-		struct upage_frame *frame = space->slots[i].frame;
-
-		if (!frame || frame->page)
-			continue;
-		ret = upage_frame_page_in(space, frame);
-		if (ret)
+		ret = upage_space_page_in(space, i);
+		if (ret < 0)
 			break;
-		(*done)++;
+		*done += ret;
+		ret = 0;
+		if (!((i - first + 1) % 1024))
+			cond_resched();
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
 	}
-out_unlock:
-	mutex_unlock(&space->lock);
 	return ret;
 }
 

@@ -145,7 +145,7 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 			if (ret == -EINTR || ret == -ENOMEM)
 				return upage_fault_error(vmf, ret);
 			/* A store that cannot be read is SIGBUS. */
-			if (ret)
+			if (ret < 0)
 				return VM_FAULT_SIGBUS;
 			continue;
 		}

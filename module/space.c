@@ -260,6 +260,7 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	frame->dead = false;
 	frame->wb_page = NULL;
 	frame->wb_error = 0;
+	frame->out_seq = 0;
 	frame->store_off = -1;
 	frame->written = 0;
 	frame->id = ++space->next_frame_id;
@@ -284,10 +285,12 @@ void upage_frame_set_page(struct upage_space *space,
 	}
 	frame->page = page;
 	spin_unlock(&space->table_lock);
-	if (page)
+	if (page) {
 		space->nr_resident++;
-	else
+	} else {
 		space->nr_resident--;
+		frame->out_seq++;
+	}
 }
 
 /* One more slot points at @frame. */

@@ -179,16 +179,28 @@ int upage_store_write(struct upage_space *space, struct file *store,
 int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 		     struct page *page)
 {
-	loff_t pos = upage_store_pos(space, frame->store_off);
+	lockdep_assert_held(&space->lock);
+	return upage_store_read_at(space, space->store, space->store_base,
+				   frame->store_off, page);
+}
+
+/*
+ * Read store page @off of @store (the space's store, referenced by the
+ * caller, at @base) into @page, holding no lock or any: a page-in reads
+ * with none, so that the store's locks and the allocations of a swap-in
+ * never wait behind space->lock (backing.c).
+ */
+int upage_store_read_at(struct upage_space *space, struct file *store,
+			loff_t base, long off, struct page *page)
+{
+	loff_t pos = base + ((loff_t)off << PAGE_SHIFT);
 	ssize_t done;
 	void *addr;
 
-	lockdep_assert_held(&space->lock);
 	if (!space->store_user)
-		return upage_store_copy_shmem(space, frame->store_off, page,
-					      false);
+		return upage_store_copy_shmem(space, off, page, false);
 	addr = kmap_local_page(page);
-	done = kernel_read(space->store, addr, PAGE_SIZE, &pos);
+	done = kernel_read(store, addr, PAGE_SIZE, &pos);
 	kunmap_local(addr);
 	if (done != PAGE_SIZE)
 		return done < 0 ? done : -EIO;

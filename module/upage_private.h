@@ -34,7 +34,10 @@
  * @wb_page (set while the page is written to the store with no lock
  * held, backing.c), @dead (the frame lost its last slot meanwhile) and
  * @wb_error are protected by space->lock; during the write the writer
- * alone reads @wb_page and @store_off and sets @wb_error. @id is
+ * alone reads @wb_page and @store_off and sets @wb_error. @out_seq
+ * (space->lock) moves on whenever the frame loses its page or its stored
+ * contents, so that a page-in that read the store with no lock held
+ * knows whether what it read is still the frame's (backing.c). @id is
  * immutable. Frames are reached through the slot table under either
  * space lock.
  */
@@ -54,6 +57,7 @@ struct upage_frame {
 	unsigned int edit_idx;	/* edit.c: its entry in the batch's log */
 	u32 edit_taken;		/* edit.c: the first op that took it, or U32_MAX */
 	int wb_error;		/* backing.c: how its store write went */
+	unsigned int out_seq;	/* counts the times its page went */
 	struct page *wb_page;	/* backing.c: being written out, with a ref */
 	long store_off;		/* page of the store, -1: none */
 	u64 written;
@@ -313,6 +317,8 @@ int upage_store_write_own(struct upage_space *space, struct upage_frame *frame,
 			  struct page *page);
 int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 		     struct page *page);
+int upage_store_read_at(struct upage_space *space, struct file *store,
+			loff_t base, long off, struct page *page);
 void upage_store_release(struct upage_space *space,
 			 struct upage_frame *frame);
 int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,

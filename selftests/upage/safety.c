@@ -521,7 +521,8 @@ TEST_F(safety, store_write_from_own_evicted_slots_does_not_deadlock)
  * slots (UPAGE_EDIT_MAX_SLOTS), so that no call holds a CPU for long; a
  * batch over the bound is refused at once, with nothing changed.
  */
-TEST_F(safety, batch_over_the_slot_bound_is_refused)
+/* 4M slot edits take minutes on the emulated KASAN kernel. */
+TEST_F_TIMEOUT(safety, batch_over_the_slot_bound_is_refused, 280)
 {
 	uint64_t big = 1 << 20;
 	struct upage_edit_op *ops;
@@ -610,17 +611,25 @@ static void *evictor_run(void *arg)
 }
 
 /*
- * EBUSY means a pin: a frame that an eviction is writing to the store
- * (with no lock held, and a page reference of its own) can still be moved,
- * and the eviction then leaves it where it is now, resident.
+ * EBUSY means a pin: a frame that an eviction is writing to a program's
+ * store (with no lock held, and a page reference of its own) can still be
+ * moved, and the eviction then leaves it where it is now, resident.
  */
-TEST_F(safety, edit_during_a_store_write_is_not_ebusy)
+TEST_F_TIMEOUT(safety, edit_during_a_store_write_is_not_ebusy, 120)
 {
-	struct evictor e = { .fd = self->fd, .n = 4096 };
+	struct evictor e = { .fd = self->fd, .n = 1024 };
 	uint64_t i, moved = 0;
 	pthread_t th;
-	int r;
+	int r, store;
 
+	/*
+	 * A program's store: written with no lock held (the module's own
+	 * store is written under the lock, through its page cache).
+	 */
+	store = memfd_create("upage-store", MFD_CLOEXEC);
+	ASSERT_LE(0, store);
+	ASSERT_EQ(0, upage_set_store(self->fd, store, 0, 0));
+	close(store);
 	upage_resize_ok(self->fd, e.n + 1);
 	munmap(self->p, self->pages * PAGE);
 	self->pages = e.n + 1;
