@@ -38,10 +38,14 @@
  * - EOPNOTSUPP: an unknown flag, or a non-zero ``__reserved`` field.
  * - EINVAL: a field has a value out of range (a slot range that overflows
  *   or lies beyond the space's size, n == 0, ...).
- * - ENOSPC: a module limit (pages per space, pages in total) would be
- *   exceeded.
+ * - ENOSPC: a module limit (pages per space, resident pages in total or
+ *   per user) would be exceeded.
  * - ENOMEM: the kernel ran out of memory, or the caller's memory cgroup hit
- *   its limit.
+ *   its limit and reclaim could not make room.
+ * - E2BIG: the struct is larger than the module knows and its tail is not
+ *   zero, or it is larger than a page.
+ * - EFAULT: also when a struct with outputs cannot be written; that is
+ *   found before the call changes anything.
  *
  * A call that fails changes nothing.
  */
@@ -126,9 +130,10 @@ struct upage_api {
  *
  * ENOSPC: @pages is above the module's max_space_pages.
  *
- * A fault that needs a frame beyond the module's max_total_pages, or that
- * the memory cgroup cannot charge, ends in SIGBUS (resp. the cgroup's OOM
- * handling); an edit that needs one fails with ENOSPC (resp. ENOMEM).
+ * A fault that needs a frame beyond the module's max_total_pages or
+ * max_user_pages ends in SIGBUS; one that the memory cgroup cannot charge
+ * after reclaim (which pages this and other spaces out) in the cgroup's
+ * OOM handling. An edit that needs one fails with ENOSPC (resp. ENOMEM).
  */
 struct upage_resize {
 	__u32 size;
@@ -458,8 +463,9 @@ struct upage_residency {
  * struct upage_store - ioctl(UPAGE_STORE)
  * @size: sizeof(struct upage_store)
  * @flags: UPAGE_STORE_RECLAIM: the module's shrinker may page out cold,
- *	unpinned frames of this space to the store when the system runs short
- *	of memory (see "Reclaim" below)
+ *	unpinned frames of this space to a store the program gave when memory
+ *	runs short (see "Reclaim" below); the module's own store is always
+ *	used so
  * @fd: a regular file (a file on any filesystem, or a memfd) open for
  *	reading and writing, without O_APPEND or O_DIRECT; -1 to go back to
  *	the module's own shmem store
@@ -482,14 +488,16 @@ struct upage_residency {
  * file and @offset, or -1 for the module's own) changes only @flags, and
  * is allowed at any time.
  *
- * Reclaim. The module registers one shrinker. It drops lazily freed
- * frames of every space, and pages out frames of spaces with
- * UPAGE_STORE_RECLAIM that are cold: not faulted in since the shrinker's
- * previous pass over them (each pass unmaps the frames it leaves, so that
- * the next access faults and marks them used). It is not memcg-aware: it
- * runs on global memory pressure, not for a cgroup's memory.max. It pages
- * out only from reclaim that may do filesystem I/O, and skips frames that
- * are pinned, locked or in use by the kernel. EBADF: @fd is not an open file, or not open
+ * Reclaim. Memory behaves like shmem: the module's shrinker runs on global
+ * memory pressure and for a memory cgroup at its memory.max (the cgroup
+ * of the space's opener). It drops lazily freed frames of every space, and
+ * pages out frames that are cold (not faulted in since the shrinker's
+ * previous pass over them; each pass unmaps the frames it leaves, so that
+ * the next access faults and marks them used): always for a space on the
+ * module's own store, whose pages are charged to the opener's cgroup and
+ * swapped from there like shmem, and for a program's store only with
+ * UPAGE_STORE_RECLAIM. It skips frames that are pinned (UPAGE_RES_PIN),
+ * locked or in use by the kernel. EBADF: @fd is not an open file, or not open
  * for both reading and writing. EINVAL: not a regular file, O_APPEND or
  * O_DIRECT, or @offset unaligned or too large (the largest space, of
  * max_space_pages, must fit between it and the filesystem's file size
