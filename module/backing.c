@@ -296,7 +296,7 @@ void upage_frame_drop(struct upage_space *space, struct upage_frame *frame)
  * negative errno (page unlocked, frame resident).
  */
 static int upage_frame_evict_begin(struct upage_space *space,
-				   struct upage_frame *frame)
+				   struct upage_frame *frame, bool reclaim)
 {
 	struct page *page = frame->page;
 	int ret;
@@ -315,7 +315,7 @@ static int upage_frame_evict_begin(struct upage_space *space,
 	}
 	if (!space->store_user && (PageDirty(page) || !frame->stored)) {
 		/* The module's own store takes no lock: write it now. */
-		ret = upage_store_write_own(space, frame, page);
+		ret = upage_store_write_own(space, frame, page, reclaim);
 		if (ret) {
 			unlock_page(page);
 			return ret;
@@ -430,14 +430,16 @@ static int upage_evict_unmap(struct upage_space *space,
 /*
  * Evict @frames[0..nr-1]: claimed, their pages locked, unmapped and
  * checked for pins, found in slots first..first+n-1 (@wide: some have
- * aliases outside it). Drops space->lock for the store writes and takes
- * it again. Returns 0 or the first store error (the frames it concerns
+ * aliases outside it); @reclaim: called from the shrinker (store.c, the
+ * module's own store). For a program's store, drops space->lock for the
+ * store writes and takes it again. Returns 0 or the first store error (the frames it concerns
  * stay resident with their data); *@done counts frames evicted or
  * dropped. Ends every claim.
  */
 int upage_backing_evict_claimed(struct upage_space *space,
 				struct upage_frame **frames, size_t nr,
-				u64 first, u64 n, bool wide, u64 *done)
+				u64 first, u64 n, bool wide, bool reclaim,
+				u64 *done)
 {
 	unsigned long edits = space->edit_seq;
 	struct file *store = NULL;
@@ -456,7 +458,7 @@ int upage_backing_evict_claimed(struct upage_space *space,
 			unlock_page(frames[i]->page);
 			continue;
 		}
-		err = upage_frame_evict_begin(space, frames[i]);
+		err = upage_frame_evict_begin(space, frames[i], reclaim);
 		if (err < 0)
 			ret = err;
 		else if (!err)
@@ -591,7 +593,7 @@ static int upage_backing_try_evict(struct upage_space *space, u64 first,
 		goto out_free;
 	}
 	ret = upage_backing_evict_claimed(space, frames, nr, first, n, aliased,
-					  done);
+					  false, done);
 out_free:
 	kvfree(frames);
 out_unlock:

@@ -105,7 +105,8 @@ static int upage_edit_grow(void **vec, size_t *max, size_t nr, size_t size)
 
 	if (nr < *max)
 		return 0;
-	bigger = kvmalloc_array(want, size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	bigger = kvmalloc_array(want, size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN |
+				__GFP_RETRY_MAYFAIL);
 	if (!bigger)
 		return -ENOMEM;
 	if (*vec)
@@ -589,7 +590,7 @@ static void upage_edit_ctx_free(struct upage_edit_ctx *ctx)
 /* Size the undo log for @slots slot changes at most. */
 static int upage_edit_ctx_alloc(struct upage_edit_ctx *ctx, size_t slots)
 {
-	gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN;
+	gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL;
 
 	ctx->max_undo = slots;
 	ctx->undo = kvmalloc_array(slots, sizeof(*ctx->undo), gfp);

@@ -85,9 +85,13 @@ static int __init upage_init(void)
 	if (ret)
 		return ret;
 
-	ret = upage_reclaim_init();
+	ret = upage_store_mount();
 	if (ret)
 		goto err_space_uninit;
+
+	ret = upage_reclaim_init();
+	if (ret)
+		goto err_store_unmount;
 
 	ret = misc_register(&upage_misc);
 	if (ret)
@@ -96,6 +100,8 @@ static int __init upage_init(void)
 
 err_reclaim_uninit:
 	upage_reclaim_uninit();
+err_store_unmount:
+	upage_store_unmount();
 err_space_uninit:
 	upage_space_uninit();
 	return ret;
@@ -105,6 +111,7 @@ static void __exit upage_exit(void)
 {
 	misc_deregister(&upage_misc);
 	upage_reclaim_uninit();
+	upage_store_unmount();
 	upage_space_uninit();
 }
 

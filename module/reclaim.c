@@ -41,7 +41,10 @@
  * it pages those out.
  *
  * The list's spaces stay alive while upage_spaces_lock is held: a space
- * leaves the list under it before it is destroyed, and the scan holds it.
+ * leaves the list under it before it is destroyed. A scan takes a
+ * reference (shrink_ref) on each space it will visit, under that lock, and
+ * destruction waits for those to go, so the scan itself holds no global
+ * lock.
  */
 #include <linux/list.h>
 #include <linux/list_lru.h>
@@ -52,15 +55,21 @@
 #include <linux/shrinker.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
+#include <linux/swap.h>
+#include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 
 #include "upage_private.h"
 
-/* Frames claimed at a time by a pass. */
+/* Frames claimed at a time by a pass, and slots it looks at at most. */
 #define UPAGE_RECLAIM_BATCH 64
+#define UPAGE_RECLAIM_WINDOW 1024
+/* Slots one scan looks at in a space at most, per frame it is asked for. */
+#define UPAGE_RECLAIM_SLOTS_PER_FRAME 16
 
-/* Spaces one scan visits at most. */
+/* Spaces one scan visits at most, and one count looks at. */
 #define UPAGE_SCAN_SPACES 16
+#define UPAGE_COUNT_SPACES 64
 
 static struct list_lru upage_lru;
 static bool upage_lru_ready;
@@ -91,6 +100,8 @@ void upage_reclaim_del(struct upage_space *space)
 	mutex_lock(&upage_spaces_lock);
 	upage_lru_del(&upage_lru, &space->node);
 	mutex_unlock(&upage_spaces_lock);
+	/* A scan that took the space before is done with it. */
+	wait_var_event(&space->shrink_ref, !atomic_read(&space->shrink_ref));
 	cancel_work_sync(&space->reclaim_work);
 }
 
@@ -251,18 +262,21 @@ static unsigned long upage_shrink_space(struct upage_space *space,
  * failed.
  */
 static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
-				unsigned long *evicted)
+				bool reclaim, unsigned long *evicted)
 {
 	struct upage_frame *frames[UPAGE_RECLAIM_BATCH];
 	size_t max = min_t(unsigned long, *want, UPAGE_RECLAIM_BATCH);
 	bool aliased = false;
-	pgoff_t start, s;
+	pgoff_t start, s, end;
 	size_t nr = 0, i, kept;
 	u64 done = 0;
 	int ret;
 
 	start = space->scan_next < space->nr_pages ? space->scan_next : 0;
-	for (s = start; s < space->nr_pages && nr < max; s++) {
+	/* A window at a time, however few frames in it can go. */
+	end = start + min_t(pgoff_t, space->nr_pages - start,
+			    UPAGE_RECLAIM_WINDOW);
+	for (s = start; s < end && nr < max; s++) {
 		struct upage_frame *frame = space->slots[s].frame;
 
 		/* Lazily freed frames are the shrinker's own. */
@@ -294,7 +308,7 @@ static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
 		frames[kept++] = frames[i];
 	}
 	ret = upage_backing_evict_claimed(space, frames, kept, start, s - start,
-					  aliased, &done);
+					  aliased, reclaim, &done);
 	*evicted += done;
 	*want -= min_t(unsigned long, *want, nr);
 	return ret ?: (long)(s - start);
@@ -303,18 +317,20 @@ static long upage_reclaim_batch(struct upage_space *space, unsigned long *want,
 /*
  * One reclaim pass over @space, whose lock the caller holds (and which a
  * program's store makes it drop while writing): page out up to *@want
- * cold frames, from where the last pass stopped, at most once round the
- * space (cold is "not used since the previous pass"). Returns the frames
+ * cold frames, from where the last pass stopped, looking at no more than
+ * @slots slots and at most once round the space (cold is "not used since
+ * the previous pass"); @reclaim: from the shrinker. Returns the frames
  * paged out, or a negative errno if the store failed.
  */
-static long upage_reclaim_pass(struct upage_space *space, unsigned long *want)
+static long upage_reclaim_pass(struct upage_space *space, unsigned long *want,
+			       unsigned long slots, bool reclaim)
 {
 	unsigned long walked = 0, evicted = 0;
 	long ret = 0;
 
-	while (*want && upage_space_reclaims(space) &&
-	       walked < space->nr_pages) {
-		ret = upage_reclaim_batch(space, want, &evicted);
+	slots = min_t(unsigned long, slots, space->nr_pages);
+	while (*want && upage_space_reclaims(space) && walked < slots) {
+		ret = upage_reclaim_batch(space, want, reclaim, &evicted);
 		if (ret <= 0)
 			break;
 		walked += ret;
@@ -341,7 +357,7 @@ static void upage_reclaim_work(struct work_struct *work)
 	if (!mutex_trylock(&space->lock))
 		return;
 	want = atomic_long_xchg(&space->reclaim_target, 0);
-	ret = upage_reclaim_pass(space, &want);
+	ret = upage_reclaim_pass(space, &want, ULONG_MAX, false);
 	mutex_unlock(&space->lock);
 	if (ret < 0)
 		pr_warn_ratelimited("space %llu: reclaim stopped, store error %ld\n",
@@ -360,28 +376,47 @@ static unsigned long upage_space_reclaimable(struct upage_space *space)
 	return count;
 }
 
+struct upage_count {
+	unsigned long frames;
+	unsigned long spaces;
+};
+
 static enum lru_status upage_lru_count_one(struct list_head *item,
 					   struct list_lru_one *list,
 					   spinlock_t *lock, void *arg)
 {
-	unsigned long *count = arg;
+	struct upage_count *count = arg;
 
-	*count += upage_space_reclaimable(container_of(item,
-						       struct upage_space, node));
+	count->frames += upage_space_reclaimable(container_of(item,
+						struct upage_space, node));
+	count->spaces++;
 	return LRU_SKIP;
 }
 
-/* The frames reclaim may take from the spaces of sc->memcg on sc->nid. */
+/*
+ * The frames reclaim may take from the spaces of sc->memcg on sc->nid,
+ * estimated from the first UPAGE_COUNT_SPACES of them (the count runs on
+ * every reclaim, under the list's spinlock). SHRINK_EMPTY only for an
+ * empty list: the core then stops calling us for the cgroup until the
+ * list fills again, so a list of spaces with nothing to give right now
+ * must answer 0, not "empty".
+ */
 static unsigned long upage_shrink_count(struct shrinker *shrinker,
 					struct shrink_control *sc)
 {
-	unsigned long count = 0, nr = ULONG_MAX;
+	struct upage_count count = { 0 };
+	unsigned long nr = UPAGE_COUNT_SPACES, all;
 
-	if (!READ_ONCE(upage_lru_ready))
+	if (!smp_load_acquire(&upage_lru_ready))
 		return 0;
+	all = list_lru_count_one(&upage_lru, sc->nid, sc->memcg);
+	if (!all)
+		return SHRINK_EMPTY;
 	list_lru_walk_one(&upage_lru, sc->nid, sc->memcg, upage_lru_count_one,
 			  &count, &nr);
-	return count ?: SHRINK_EMPTY;
+	if (count.spaces && all > count.spaces)
+		count.frames = count.frames / count.spaces * all;
+	return count.frames;
 }
 
 struct upage_scan {
@@ -391,7 +426,7 @@ struct upage_scan {
 
 /*
  * Take the spaces of a scan, rotating them so that the next scan starts
- * with others.
+ * with others. Each taken space holds off its destruction (shrink_ref).
  */
 static enum lru_status upage_lru_take(struct list_head *item,
 				      struct list_lru_one *list,
@@ -408,6 +443,7 @@ static enum lru_status upage_lru_take(struct list_head *item,
 		if (scan->spaces[i] == space)
 			return LRU_SKIP;
 	}
+	atomic_inc(&space->shrink_ref);
 	scan->spaces[scan->nr++] = space;
 	return LRU_ROTATE;
 }
@@ -418,6 +454,7 @@ static unsigned long upage_shrink_one(struct upage_space *space,
 				      unsigned long *budget)
 {
 	unsigned long freed = upage_shrink_space(space, budget);
+	unsigned long want;
 	long ret;
 
 	if (!*budget || !upage_space_reclaims(space))
@@ -431,11 +468,21 @@ static unsigned long upage_shrink_one(struct upage_space *space,
 		queue_work(upage_reclaim_wq, &space->reclaim_work);
 		return freed;
 	}
-	/* Store pages may have to come in from swap: I/O must be allowed. */
-	if (!(sc->gfp_mask & __GFP_IO))
+	/*
+	 * Paging out to the shmem store only moves memory, until the kernel
+	 * swaps the store: without free swap it cannot help. And store pages
+	 * may come back from swap: I/O must be allowed.
+	 */
+	if (get_nr_swap_pages() <= 0 || !(sc->gfp_mask & __GFP_IO))
 		return freed;
-	ret = upage_reclaim_pass(space, budget);
-	return ret > 0 ? freed + ret : freed;
+	want = *budget;
+	ret = upage_reclaim_pass(space, &want,
+				 *budget * UPAGE_RECLAIM_SLOTS_PER_FRAME, true);
+	if (ret > 0) {
+		freed += ret;
+		*budget -= min_t(unsigned long, *budget, ret);
+	}
+	return freed;
 }
 
 static unsigned long upage_shrink_scan(struct shrinker *shrinker,
@@ -445,20 +492,30 @@ static unsigned long upage_shrink_scan(struct shrinker *shrinker,
 	struct upage_scan scan = { .nr = 0 };
 	unsigned int i;
 
-	if (!READ_ONCE(upage_lru_ready) || !mutex_trylock(&upage_spaces_lock))
+	if (!smp_load_acquire(&upage_lru_ready))
+		return SHRINK_STOP;
+	/*
+	 * The spaces are taken under upage_spaces_lock, and each taken one
+	 * holds off its destruction until it is done with: the scan works
+	 * with no global lock held, so scans of other cgroups, opens and
+	 * closes go on meanwhile.
+	 */
+	if (!mutex_trylock(&upage_spaces_lock))
 		return SHRINK_STOP;
 	nr = UPAGE_SCAN_SPACES;
 	list_lru_walk_one(&upage_lru, sc->nid, sc->memcg, upage_lru_take,
 			  &scan, &nr);
-	for (i = 0; i < scan.nr && budget; i++) {
+	mutex_unlock(&upage_spaces_lock);
+	for (i = 0; i < scan.nr; i++) {
 		struct upage_space *space = scan.spaces[i];
 
-		if (!mutex_trylock(&space->lock))
-			continue;
-		freed += upage_shrink_one(space, sc, &budget);
-		mutex_unlock(&space->lock);
+		if (budget && mutex_trylock(&space->lock)) {
+			freed += upage_shrink_one(space, sc, &budget);
+			mutex_unlock(&space->lock);
+		}
+		if (atomic_dec_and_test(&space->shrink_ref))
+			wake_up_var(&space->shrink_ref);
 	}
-	mutex_unlock(&upage_spaces_lock);
 	return freed;
 }
 
@@ -481,7 +538,7 @@ int upage_reclaim_init(void)
 	 */
 	if (list_lru_init_memcg(&upage_lru, upage_shrinker))
 		goto err_destroy_shrinker;
-	WRITE_ONCE(upage_lru_ready, true);
+	smp_store_release(&upage_lru_ready, true);
 	return 0;
 
 err_destroy_shrinker:

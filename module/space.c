@@ -20,6 +20,7 @@
 #include <linux/fs.h>
 #include <linux/gfp.h>
 #include <linux/cred.h>
+#include <linux/user_namespace.h>
 #include <linux/hashtable.h>
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
@@ -103,6 +104,24 @@ struct upage_user {
 static DEFINE_HASHTABLE(upage_users, 6);
 static DEFINE_SPINLOCK(upage_users_lock);
 
+/*
+ * Whose share a new space counts against: the caller's uid, or, in a
+ * user namespace, the user who made the outermost one. Every id of a
+ * namespace belongs to its owner: a user with 65536 subordinate ids must
+ * not have 65536 shares.
+ */
+static kuid_t upage_user_key(void)
+{
+	struct user_namespace *ns = current_user_ns();
+	kuid_t uid = current_uid();
+
+	while (ns != &init_user_ns) {
+		uid = ns->owner;
+		ns = ns->parent;
+	}
+	return uid;
+}
+
 static struct upage_user *upage_user_get(kuid_t uid)
 {
 	struct upage_user *user, *new;
@@ -147,7 +166,7 @@ struct upage_space *upage_space_create(void)
 				     GFP_KERNEL | __GFP_ZERO);
 	if (!space)
 		return ERR_PTR(-ENOMEM);
-	space->user = upage_user_get(current_uid());
+	space->user = upage_user_get(upage_user_key());
 	if (!space->user) {
 		kmem_cache_free(upage_space_cache, space);
 		return ERR_PTR(-ENOMEM);
@@ -243,7 +262,9 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 
 	lockdep_assert_held(&space->lock);
 
-	frame = kmem_cache_alloc(upage_frame_cache, GFP_KERNEL_ACCOUNT);
+	/* Under space->lock, which keeps reclaim off this space: may fail. */
+	frame = kmem_cache_alloc(upage_frame_cache, GFP_KERNEL_ACCOUNT |
+				 __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (!frame)
 		return NULL;
 	frame->page = page;

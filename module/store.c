@@ -27,12 +27,10 @@
  *    about to zero. A store write that finds the store full first waits
  *    for the queued punches, so that a full store that frames gave pages
  *    back to has room again.
- *  - Reads (kernel_read()) take no inode lock on shmem, ext4 or btrfs, and
- *    run under space->lock: a page-in must not race an eviction of the
- *    same frame. (XFS takes its iolock shared for a buffered read: there
- *    a pwrite to the store from the space's own evicted slots would wait
- *    on itself. Not done yet: reading through the page cache would avoid
- *    the filesystem's read_iter.)
+ *  - Reads of a page-in (a fault, prefetch) run with no space lock held
+ *    either (backing.c: upage_space_page_in()), and check afterwards that
+ *    what they read is still the frame's. Only UPAGE_RES_PIN reads under
+ *    the lock, for frames it pages in on the way.
  *
  * The module's own store is different: nobody else has it open, and it is
  * read and written through its page cache (shmem_read_mapping_page_gfp()
@@ -49,11 +47,43 @@
 #include <linux/idr.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/mount.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
 
 #include "upage_private.h"
+
+/*
+ * The module's own stores live on a private tmpfs mount with huge=never:
+ * a store page inside a huge folio would be split by a punch, with the
+ * folio locked and memory allocated, and that allocation's reclaim would
+ * come back to the shrinker, which locks the same folio. Without the
+ * mount (no tmpfs), the kernel's internal shmem mount is used.
+ */
+static struct vfsmount *upage_store_mnt;
+
+int upage_store_mount(void)
+{
+	struct file_system_type *type = get_fs_type("tmpfs");
+	char opts[] = "huge=never";
+	struct vfsmount *mnt;
+
+	if (!type)
+		return 0;
+	mnt = vfs_kern_mount(type, SB_KERNMOUNT, type->name, opts);
+	if (IS_ERR(mnt))	/* no huge= option without THP */
+		mnt = vfs_kern_mount(type, SB_KERNMOUNT, type->name, NULL);
+	if (!IS_ERR(mnt))
+		upage_store_mnt = mnt;
+	return 0;
+}
+
+void upage_store_unmount(void)
+{
+	if (upage_store_mnt)
+		kern_unmount(upage_store_mnt);
+}
 
 /* A store page given back, waiting to be punched out of the store. */
 struct upage_punch {
@@ -68,9 +98,14 @@ int upage_store_open(struct upage_space *space)
 	lockdep_assert_held(&space->lock);
 	if (space->store)
 		return 0;
-	store = shmem_file_setup("upage-store",
-				 (loff_t)upage_max_space_pages << PAGE_SHIFT,
-				 VM_NORESERVE);
+	if (upage_store_mnt)
+		store = shmem_file_setup_with_mnt(upage_store_mnt, "upage-store",
+						  (loff_t)upage_max_space_pages <<
+						  PAGE_SHIFT, VM_NORESERVE);
+	else
+		store = shmem_file_setup("upage-store",
+					 (loff_t)upage_max_space_pages <<
+					 PAGE_SHIFT, VM_NORESERVE);
 	if (IS_ERR(store))
 		return PTR_ERR(store);
 	spin_lock(&space->table_lock);
@@ -102,18 +137,27 @@ int upage_store_alloc(struct upage_space *space, struct upage_frame *frame)
 /*
  * Copy @page to (@out) or from store page @off of the module's own shmem
  * store, through its page cache: no inode lock, so under space->lock and
- * in reclaim too. The store page is charged to the space's cgroup.
+ * in reclaim too. The store page is charged to the space's cgroup. From
+ * the shrinker (@reclaim), nothing blocks: a charge that would have to
+ * reclaim fails instead (in reclaim proper it is forced, as memory that
+ * frees memory), so a drop_caches never OOM-kills for it. Elsewhere an
+ * allocation may fail rather than OOM-kill: the caller may hold
+ * space->lock, which keeps reclaim off this space.
  */
 static int upage_store_copy_shmem(struct upage_space *space, long off,
-				  struct page *page, bool out)
+				  struct page *page, bool out, bool reclaim)
 {
 	struct address_space *mapping = space->store->f_mapping;
+	gfp_t gfp = mapping_gfp_mask(mapping);
 	struct mem_cgroup *old;
 	struct page *spage;
 
+	if (reclaim)
+		gfp = (gfp & ~__GFP_RECLAIM) | __GFP_NOWARN;
+	else
+		gfp |= __GFP_RETRY_MAYFAIL;
 	old = set_active_memcg(space->memcg);
-	spage = shmem_read_mapping_page_gfp(mapping, off,
-					    mapping_gfp_mask(mapping));
+	spage = shmem_read_mapping_page_gfp(mapping, off, gfp);
 	set_active_memcg(old);
 	if (IS_ERR(spage))
 		return PTR_ERR(spage);
@@ -130,20 +174,28 @@ static int upage_store_copy_shmem(struct upage_space *space, long off,
 }
 
 /*
- * Write @frame's locked @page to its store page (allocated) in the
- * module's own store; under space->lock, from anywhere (see above).
+ * Write @frame's locked @page to a store page in the module's own store;
+ * under space->lock, from anywhere (see above). From reclaim (@reclaim),
+ * a frame written before goes to a fresh store page and gives its old one
+ * back: rewriting the old one could mean swapping it in, and the task in
+ * reclaim may be swapping in that very entry (it would wait on itself).
+ * A fresh page is a hole, never in swap, since an offset returns to the
+ * ida only once punched.
  */
 int upage_store_write_own(struct upage_space *space, struct upage_frame *frame,
-			  struct page *page)
+			  struct page *page, bool reclaim)
 {
 	int ret;
 
 	lockdep_assert_held(&space->lock);
 	if (WARN_ON_ONCE(space->store_user))
 		return -EINVAL;
+	if (reclaim && frame->store_off >= 0)
+		upage_store_release(space, frame);
 	ret = upage_store_alloc(space, frame);
 	if (!ret)
-		ret = upage_store_copy_shmem(space, frame->store_off, page, true);
+		ret = upage_store_copy_shmem(space, frame->store_off, page, true,
+					     reclaim);
 	return ret;
 }
 
@@ -198,7 +250,7 @@ int upage_store_read_at(struct upage_space *space, struct file *store,
 	void *addr;
 
 	if (!space->store_user)
-		return upage_store_copy_shmem(space, off, page, false);
+		return upage_store_copy_shmem(space, off, page, false, false);
 	addr = kmap_local_page(page);
 	done = kernel_read(store, addr, PAGE_SIZE, &pos);
 	kunmap_local(addr);

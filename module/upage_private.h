@@ -136,7 +136,8 @@ struct upage_counters {
  * under @lock, @nr_lazy (resident lazy frames) under @table_lock; both are
  * read without locks. @reclaim (UPAGE_STORE_RECLAIM), @scan_next and
  * @lazy_next (where the reclaim work and the shrinker go on) are protected
- * by @lock; @node (on reclaim.c's list_lru) by the list's lock.
+ * by @lock; @node (on reclaim.c's list_lru) by the list's lock;
+ * @shrink_ref counts the shrinker scans that took the space.
  * @reclaim_target counts the frames the shrinker asked @reclaim_work to
  * page out. @memcg (the opener's memory cgroup, referenced; store pages
  * are charged to it) and @user (the opener's share of max_total_pages,
@@ -182,6 +183,7 @@ struct upage_space {
 	atomic_long_t reclaim_target;
 	struct work_struct reclaim_work;
 	struct list_head node;
+	atomic_t shrink_ref;
 	struct mem_cgroup *memcg;
 	struct upage_user *user;
 	u64 track_gen;
@@ -300,7 +302,8 @@ void upage_backing_release(struct upage_space *space,
 			   struct upage_frame *frame);
 int upage_backing_evict_claimed(struct upage_space *space,
 				struct upage_frame **frames, size_t nr,
-				u64 first, u64 n, bool wide, u64 *done);
+				u64 first, u64 n, bool wide, bool reclaim,
+				u64 *done);
 void upage_frame_drop(struct upage_space *space, struct upage_frame *frame);
 void upage_backing_forget(struct upage_space *space,
 			  struct upage_frame *frame);
@@ -314,7 +317,9 @@ int upage_store_alloc(struct upage_space *space, struct upage_frame *frame);
 int upage_store_write(struct upage_space *space, struct file *store,
 		      loff_t base, long off, struct page *page);
 int upage_store_write_own(struct upage_space *space, struct upage_frame *frame,
-			  struct page *page);
+			  struct page *page, bool reclaim);
+int upage_store_mount(void);
+void upage_store_unmount(void);
 int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 		     struct page *page);
 int upage_store_read_at(struct upage_space *space, struct file *store,

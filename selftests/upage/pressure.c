@@ -18,33 +18,6 @@
 #define CHUNK (4UL << 20)
 #define FLOOR_KB (24UL << 10)	/* the hog stops above this MemFree + SwapFree */
 
-/* Swap on /dev/zram0 if the guest has zram and no swap yet; else 0. */
-static int zram_swap(void)
-{
-	FILE *f = fopen("/proc/swaps", "r");
-	char line[256];
-	int lines = 0, fd;
-
-	if (f) {
-		while (fgets(line, sizeof(line), f))
-			lines++;
-		fclose(f);
-	}
-	if (lines > 1)
-		return 1;
-	fd = open("/sys/block/zram0/disksize", O_WRONLY);
-	if (fd < 0)
-		return 0;
-	if (write(fd, "256M", 4) != 4) {
-		close(fd);
-		return 0;
-	}
-	close(fd);
-	if (system("mkswap /dev/zram0 >/dev/null 2>&1"))
-		return 0;
-	return !swapon("/dev/zram0", 0);
-}
-
 /* Free memory and free swap: what the hog may still take. */
 static unsigned long mem_left_kb(void)
 {
@@ -149,7 +122,7 @@ TEST_F_TIMEOUT(pressure, memory_pressure_pages_out_opted_in_space, 280)
 	pid_t pid;
 
 	upage_require_cmd(fd, UPAGE_CMD_STORE);
-	swap = zram_swap();
+	swap = upage_zram_swap();
 	TH_LOG("swap on zram: %s", swap ? "yes" : "no");
 	upage_resize_ok(fd, SLOTS);
 	p = upage_map(fd, 0, SLOTS, MAP_SHARED);
@@ -218,14 +191,17 @@ static int write_file(const char *path, const char *val)
  * module's shrinker, which pages cold frames out to the space's shmem
  * store, charged to the same cgroup, from where the kernel swaps them
  * (zram here). Without the memcg-aware shrinker the child is OOM-killed
- * or its faults get SIGBUS.
+ * or its faults get SIGBUS. A reclaim that finds nothing to take, between
+ * the open and the fill (drop_caches here), must not switch the shrinker
+ * off for the cgroup: it did once (SHRINK_EMPTY clears the cgroup's bit
+ * until its list empties and fills again).
  */
 TEST_F_TIMEOUT(pressure, cgroup_memory_max_pages_a_space_out, 280)
 {
 	pid_t pid;
 	int status;
 
-	if (!zram_swap())
+	if (!upage_zram_swap())
 		SKIP(return, "no swap: a cgroup limit needs somewhere to go");
 	if (write_file(CG_ROOT "/cgroup.subtree_control", "+memory"))
 		SKIP(return, "no memory controller");
@@ -246,6 +222,9 @@ TEST_F_TIMEOUT(pressure, cgroup_memory_max_pages_a_space_out, 280)
 		fd = upage_open(O_CLOEXEC);
 		if (fd < 0 || upage_resize(fd, CG_SLOTS, NULL))
 			_exit(11);
+		/* Every shrinker, ours finding nothing yet in this cgroup. */
+		if (write_file("/proc/sys/vm/drop_caches", "2"))
+			_exit(13);
 		p = mmap(NULL, CG_SLOTS * PAGE, PROT_READ | PROT_WRITE,
 			 MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED)

@@ -45,7 +45,10 @@
  * - E2BIG: the struct is larger than the module knows and its tail is not
  *   zero, or it is larger than a page.
  * - EFAULT: also when a struct with outputs cannot be written; that is
- *   found before the call changes anything.
+ *   checked before the call changes anything, so the call changes nothing
+ *   then, unless the struct stops being writable during the call (another
+ *   thread unmaps it, or it lies in a slot the call itself protects, traps
+ *   or cuts off).
  *
  * A call that fails changes nothing.
  */
