@@ -662,6 +662,30 @@ static void upage_trap_register(struct upage_space *space)
 
 #define UPAGE_READ_MAX_EVENTS 64
 
+/*
+ * A read() took the events of @out[0..nr-1] but could not copy them out
+ * (its buffer was unmapped after the probe): queue those not answered
+ * meanwhile again, at the head, so that no event is lost to the handler.
+ */
+static void upage_trap_unread(struct upage_space *space,
+			      const struct upage_trap_event *out, size_t nr)
+{
+	struct upage_trap_ev *ev, *en;
+	size_t i;
+
+	spin_lock(&space->table_lock);
+	for (i = nr; i-- > 0;) {
+		list_for_each_entry_safe(ev, en, &space->trap_read, node) {
+			if (ev->slot == out[i].slot) {
+				list_move(&ev->node, &space->trap_queue);
+				break;
+			}
+		}
+	}
+	spin_unlock(&space->table_lock);
+	wake_up_interruptible_poll(&space->trap_poll, EPOLLIN | EPOLLRDNORM);
+}
+
 ssize_t upage_trap_read(struct file *file, char __user *buf, size_t count,
 			loff_t *ppos)
 {
@@ -674,7 +698,7 @@ ssize_t upage_trap_read(struct file *file, char __user *buf, size_t count,
 	if (count < sizeof(*out))
 		return -EINVAL;
 	max = min_t(size_t, count / sizeof(*out), UPAGE_READ_MAX_EVENTS);
-	/* Fault the buffer in first: events taken are not put back. */
+	/* Fault the buffer in first: events taken are put back on failure. */
 	if (clear_user(buf, max * sizeof(*out)))
 		return -EFAULT;
 	out = kcalloc(max, sizeof(*out), GFP_KERNEL);
@@ -707,8 +731,10 @@ ssize_t upage_trap_read(struct file *file, char __user *buf, size_t count,
 			goto out_free;
 	}
 	ret = nr * sizeof(*out);
-	if (copy_to_user(buf, out, ret))
+	if (copy_to_user(buf, out, ret)) {
+		upage_trap_unread(space, out, nr);
 		ret = -EFAULT;
+	}
 out_free:
 	kfree(out);
 	return ret;
