@@ -21,7 +21,7 @@ KERNELS ?= 6.1 6.12 debug
 export KERNELS
 
 .PHONY: all module userlib selftests examples tools deps debug-kernel check \
-	demo bench vm style sparse install clean help
+	demo bench vm soak style sparse install clean help
 
 all: module userlib selftests examples tools
 
@@ -62,6 +62,11 @@ bench: deps
 vm: deps
 	scripts/check --kernel $(or $(KERNEL),6.1) $(if $(SUITES),--suites "$(SUITES)") --no-selftest
 
+# The model fuzzer on one kernel for MINUTES minutes, a fresh seed per run:
+# make soak MINUTES=30 KERNEL=debug
+soak: deps
+	scripts/soak $(or $(MINUTES),10) $(or $(KERNEL),6.1)
+
 style:
 	scripts/style
 
@@ -84,6 +89,8 @@ help:
 	@echo "make demo       boot 6.1 in QEMU and run the examples"
 	@echo "make bench      boot 6.1 (KERNEL=6.12) in QEMU and run upage-bench"
 	@echo "make vm KERNEL=6.12 SUITES=smoke   run some suites on one kernel"
+	@echo "    (UPAGE_MODEL_SECONDS=, UPAGE_MODEL_SEED=, UPAGE_ENV=\"K=V ...\" reach the guest)"
+	@echo "make soak MINUTES=30 KERNEL=debug   the model fuzzer for 30 minutes, fresh seeds"
 	@echo "make deps       install packages, fetch kernels (also run by check/demo)"
 	@echo "make debug-kernel   build the debug kernel (cached)"
 	@echo "make style | sparse | install | clean"
