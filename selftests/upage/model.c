@@ -2360,7 +2360,13 @@ static bool learn_by_query(uint32_t f, const char *why)
 		;
 	if (s == M.size || upage_query(space_fd, s, 1, &info))
 		return false;
-	if (!(info.state & UPAGE_SLOT_RECLAIMED))
+	/*
+	 * A frame that reclaim drops stops being LAZY; one reclaimed earlier
+	 * and lazily freed again is LAZY and still RECLAIMED (until written),
+	 * and was not reclaimed since.
+	 */
+	if (!(info.state & UPAGE_SLOT_RECLAIMED) ||
+	    (info.state & UPAGE_SLOT_LAZY))
 		return false;
 	learn_reclaim(f, info.state & UPAGE_SLOT_RESIDENT, why);
 	return true;
@@ -3392,7 +3398,10 @@ static void check_query(void)
 	/* What the shrinker did since: learn it first (never a pinned frame). */
 	for (s = 0; s < M.size; s++) {
 		f = M.slot[s].frame;
-		if (may_be_reclaimed(f) && (info[s].state & UPAGE_SLOT_RECLAIMED))
+		/* Still LAZY: reclaimed before its lazy free, not since. */
+		if (may_be_reclaimed(f) &&
+		    (info[s].state & UPAGE_SLOT_RECLAIMED) &&
+		    !(info[s].state & UPAGE_SLOT_LAZY))
 			learn_reclaim(f, info[s].state & UPAGE_SLOT_RESIDENT,
 				      "UPAGE_QUERY says RECLAIMED");
 	}
