@@ -3756,7 +3756,7 @@ static int run_round(uint64_t seed, double deadline, unsigned long max_steps)
 {
 	volatile unsigned long steps_done = 0;
 	uint64_t old;
-	int order, m, ret;
+	int order, m, ret, store_fd;
 
 	round_seed = seed;
 	rng_seed(&R, seed);
@@ -3777,6 +3777,20 @@ static int run_round(uint64_t seed, double deadline, unsigned long max_steps)
 	space_fd = upage_open(O_CLOEXEC);
 	if (space_fd < 0)
 		return space_fd;
+	/*
+	 * A program's store, without UPAGE_STORE_RECLAIM: the shrinker drops
+	 * lazily freed frames (which the model learns) but pages nothing else
+	 * out behind the model's back, as it would on the module's own store
+	 * when the guest has swap. Evictions take the path that writes with
+	 * no lock held.
+	 */
+	store_fd = memfd_create("upage-model-store", MFD_CLOEXEC);
+	if (store_fd < 0)
+		return -errno;
+	ret = upage_set_store(space_fd, store_fd, 0, 0);
+	close(store_fd);
+	if (ret)
+		return ret;
 	/* Events are read by the handler thread without blocking it. */
 	fcntl(space_fd, F_SETFL, fcntl(space_fd, F_GETFL) | O_NONBLOCK);
 	P[0].pid = getpid();
