@@ -32,14 +32,13 @@
  *
  * The race with a write in flight: .page_mkwrite records the write, and
  * the core makes the PTE writable after it returns, with the page still
- * locked. If that PTE became writable after our write-protect, the store
- * behind it would land unseen. So the arm moves the generation on first,
- * then takes and drops the page lock of each armed frame
- * (upage_space_fence()), then write-protects: a .page_mkwrite that read
- * the old generation (its write is reported by this collection) has made
- * its PTE writable by then, and the write-protect catches it; one that
- * reads the new generation records a write that the next collection
- * reports.
+ * locked. If that PTE were installed after our unmap, the store behind
+ * it would land unseen. So the arm moves the generation on first, then
+ * takes and drops the page lock of each armed frame (upage_space_fence()),
+ * then unmaps: a .page_mkwrite that read the old generation (its write is
+ * reported by this collection) has installed its PTE by then, and the
+ * unmap removes it; one that reads the new generation records a write
+ * that the next collection reports.
  *
  * Everything here runs under space->lock, which keeps frames and their
  * pages in place (evictions, edits and page-ins take it too).
