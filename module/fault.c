@@ -113,11 +113,16 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 	 * A retry after a wait on a trap: its answer. A shared write keeps
 	 * its pass for .page_mkwrite (trap.c).
 	 */
-	switch (upage_trap_ticket(space, vmf->pgoff, write, &pass_seq)) {
+	switch (upage_trap_ticket(space, vmf->pgoff, write,
+				  upage_vma_shared(vmf->vma), &pass_seq)) {
 	case UPAGE_WAIT_SIGBUS:
 		return VM_FAULT_SIGBUS;
 	case UPAGE_WAIT_PASS:
 		passed = true;
+		break;
+	case UPAGE_WAIT_WRITE:
+		/* The write .page_mkwrite sent back, whatever this fault says. */
+		access = UPAGE_TRAP_WRITE;
 		break;
 	}
 	for (;;) {
@@ -248,6 +253,7 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 		 * mmap lock. Unmap the slot; the write faults there.
 		 */
 		unlock_page(page);
+		upage_trap_want_write(space, vmf->pgoff);
 		upage_space_unmap(space, vmf->pgoff, 1);
 		return VM_FAULT_NOPAGE;
 	}

@@ -61,6 +61,7 @@ struct upage_trap_waiter {
 	struct task_struct *task;	/* a reference, while a ticket */
 	pgoff_t slot;
 	int result;
+	bool write;			/* waited for a write access */
 	unsigned long seq;		/* trap_seq when answered */
 };
 
@@ -194,11 +195,13 @@ bool upage_trap_catches(u32 flags, u32 access)
 /*
  * The start of a fault: take the current task's ticket for slot @idx, if
  * it has one. Returns UPAGE_WAIT_SIGBUS, UPAGE_WAIT_PASS (*seq: the
- * trap_seq it is valid for) or UPAGE_WAIT_PENDING (no ticket). With
- * @keep, a pass stays for the .page_mkwrite that follows.
+ * trap_seq it is valid for), UPAGE_WAIT_WRITE (take this fault for the
+ * write .page_mkwrite sent back) or UPAGE_WAIT_PENDING (no ticket). With
+ * @keep, a pass stays for the .page_mkwrite that follows; so does a pass
+ * given to a write, on a @shared mapping.
  */
 int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
-		      unsigned long *seq)
+		      bool shared, unsigned long *seq)
 {
 	struct upage_trap_waiter *w, *found = NULL;
 	int result = UPAGE_WAIT_PENDING;
@@ -215,7 +218,13 @@ int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
 	if (found) {
 		result = found->result;
 		*seq = found->seq;
-		if (keep && result == UPAGE_WAIT_PASS)
+		/*
+		 * A pass given to a write stays for .page_mkwrite, also when
+		 * the retried access faults as a read first (the emulators
+		 * split an atomic read-modify-write so).
+		 */
+		if ((keep || (found->write && shared)) &&
+		    result == UPAGE_WAIT_PASS)
 			found = NULL;
 		else
 			list_del(&found->node);
@@ -340,6 +349,7 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 	}
 	w->ev = ev;
 	w->slot = vmf->pgoff;
+	w->write = access == UPAGE_TRAP_WRITE;
 	list_add_tail(&w->node, &ev->waiters);
 	spin_unlock(&space->table_lock);
 	kfree(new_ev);
@@ -412,8 +422,36 @@ bool upage_trap_mkwrite_pass(struct upage_space *space, pgoff_t idx,
 {
 	unsigned long seq;
 
-	return upage_trap_ticket(space, idx, false, &seq) == UPAGE_WAIT_PASS &&
+	return upage_trap_ticket(space, idx, false, false, &seq) ==
+	       UPAGE_WAIT_PASS &&
 	       seq == trap_seq;
+}
+
+/*
+ * .page_mkwrite found a trapped write and sends it back to .fault, which
+ * may wait (it unmaps the slot and returns VM_FAULT_NOPAGE). The access
+ * is retried, and should fault as a write; but an emulator may retry an
+ * atomic read-modify-write as a read first, which a write trap lets
+ * through read-only, and .page_mkwrite would send it back again, for
+ * ever. So the task's next fault on the slot is taken as the write
+ * (a ticket). Without memory for the ticket, the access just retries.
+ */
+void upage_trap_want_write(struct upage_space *space, pgoff_t idx)
+{
+	struct upage_trap_waiter *w;
+	LIST_HEAD(old);
+
+	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!w)
+		return;
+	w->slot = idx;
+	w->write = true;
+	w->result = UPAGE_WAIT_WRITE;
+	spin_lock(&space->table_lock);
+	w->seq = space->trap_seq;
+	upage_trap_leave_ticket(space, w, &old);
+	spin_unlock(&space->table_lock);
+	upage_trap_free_tickets(&old);
 }
 
 int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,

@@ -343,16 +343,18 @@ enum {
 	UPAGE_WAIT_PENDING,
 	UPAGE_WAIT_PASS,
 	UPAGE_WAIT_SIGBUS,
+	UPAGE_WAIT_WRITE,	/* .page_mkwrite sent a trapped write back */
 };
 
 void upage_trap_init(struct upage_space *space);
 void upage_trap_destroy(struct upage_space *space);
 bool upage_trap_catches(u32 flags, u32 access);
 int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
-		      unsigned long *seq);
+		      bool shared, unsigned long *seq);
 vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access);
 bool upage_trap_mkwrite_pass(struct upage_space *space, pgoff_t idx,
 			     unsigned long trap_seq);
+void upage_trap_want_write(struct upage_space *space, pgoff_t idx);
 int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 		   u32 flags, u32 timeout_ms);
 int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,

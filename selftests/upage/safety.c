@@ -334,6 +334,56 @@ TEST_F(safety, mprotect_cycle_does_not_bypass_a_write_trap)
 	EXPECT_EQ(0x77, self->p[4 * PAGE + 1]);
 }
 
+struct adder {
+	volatile uint64_t *addr;
+	volatile int done;
+};
+
+static void *adder_run(void *arg)
+{
+	struct adder *a = arg;
+
+	__atomic_fetch_add(a->addr, 1, __ATOMIC_SEQ_CST);
+	a->done = 1;
+	return NULL;
+}
+
+/*
+ * Livelock class: an atomic read-modify-write on a slot trapped for
+ * writes waits for the handler like a store does. Emulated CPUs retry it
+ * as a read first, which the trap lets through read-only; .page_mkwrite
+ * then sent it back, and the two went round for ever, never queuing an
+ * event.
+ */
+TEST_F(safety, atomic_add_to_a_write_trapped_slot_waits_for_the_handler)
+{
+	struct adder a = { .addr = (volatile uint64_t *)(self->p + 9 * PAGE) };
+	struct upage_trap_event ev;
+	uint64_t woken;
+	pthread_t th;
+
+	*a.addr = 41;
+	ASSERT_EQ(0, upage_trap(self->fd, 9, 1, UPAGE_TRAP_WRITE));
+	ASSERT_EQ(0, pthread_create(&th, NULL, adder_run, &a));
+	EXPECT_EQ(POLLIN, poll_in(self->fd, 3000));
+	EXPECT_EQ(0, a.done);
+	if (poll_in(self->fd, 0)) {
+		ASSERT_EQ(sizeof(ev), read(self->fd, &ev, sizeof(ev)));
+		EXPECT_EQ(9, ev.slot);
+		EXPECT_EQ(UPAGE_TRAP_WRITE, ev.access);
+	}
+	/* One answer lets the whole instruction through, without a lift. */
+	ASSERT_EQ(0, upage_resolve(self->fd, 9, 1, UPAGE_RESOLVE_MAP, 0, NULL,
+				   &woken));
+	usleep(200 * 1000);
+	if (!a.done)
+		ASSERT_EQ(0, upage_resolve(self->fd, 9, 1, UPAGE_RESOLVE_MAP,
+					   UPAGE_RESOLVE_LIFT, NULL, &woken));
+	pthread_join(th, NULL);
+	EXPECT_EQ(42, *a.addr);
+	ASSERT_EQ(0, upage_trap(self->fd, 9, 1, 0));
+}
+
 /*
  * A MAP_PRIVATE mapping that sorts before the shared ones (same offset,
  * mapped first) must not hide them from arming: a write through the
