@@ -171,6 +171,7 @@ TEST_F_TIMEOUT(pressure, memory_pressure_pages_out_opted_in_space, 280)
 #define CG_ROOT "/sys/fs/cgroup"
 #define CG_SPACE CG_ROOT "/upage-pressure"
 #define CG_SLOTS 16384		/* 64 MiB through a cgroup of 16 MiB */
+#define CG_SLOTS_DEBUG 6144	/* 24 MiB on the emulated KASAN kernel */
 
 static int write_file(const char *path, const char *val)
 {
@@ -198,6 +199,9 @@ static int write_file(const char *path, const char *val)
  */
 TEST_F_TIMEOUT(pressure, cgroup_memory_max_pages_a_space_out, 280)
 {
+	/* The debug kernel (kmemleak) is many times slower under emulation. */
+	size_t slots = access("/sys/kernel/debug/kmemleak", F_OK) ? CG_SLOTS :
+								   CG_SLOTS_DEBUG;
 	pid_t pid;
 	int status;
 
@@ -220,18 +224,18 @@ TEST_F_TIMEOUT(pressure, cgroup_memory_max_pages_a_space_out, 280)
 			_exit(10);
 		/* Opened inside the cgroup: the space is the cgroup's. */
 		fd = upage_open(O_CLOEXEC);
-		if (fd < 0 || upage_resize(fd, CG_SLOTS, NULL))
+		if (fd < 0 || upage_resize(fd, slots, NULL))
 			_exit(11);
 		/* Every shrinker, ours finding nothing yet in this cgroup. */
 		if (write_file("/proc/sys/vm/drop_caches", "2"))
 			_exit(13);
-		p = mmap(NULL, CG_SLOTS * PAGE, PROT_READ | PROT_WRITE,
+		p = mmap(NULL, slots * PAGE, PROT_READ | PROT_WRITE,
 			 MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED)
 			_exit(12);
-		for (size_t i = 0; i < CG_SLOTS; i++)
+		for (size_t i = 0; i < slots; i++)
 			fill_page(p + i * PAGE, i, 5);
-		for (size_t i = 0; i < CG_SLOTS; i++)
+		for (size_t i = 0; i < slots; i++)
 			if (!page_ok(p + i * PAGE, i, 5))
 				_exit(1);
 		_exit(0);
