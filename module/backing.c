@@ -18,8 +18,10 @@
  * whether the frame was written since the store last got it. The store
  * write itself runs with no lock held (see "Eviction" below).
  *
- * Page-in runs under space->lock, so it is serialised with edits and
- * evictions; the new page is in no page table until it is in the table.
+ * A page-in reads the store with no lock held, then installs the page
+ * under space->lock only if the frame is still the one it read for
+ * (upage_space_page_in()); the new page is in no page table until it is
+ * in the table.
  */
 #include <linux/capability.h>
 #include <linux/cred.h>
