@@ -98,8 +98,8 @@ static void upage_state_put(struct upage_slot_state *state)
 static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 {
 	struct upage_space *space = vmf->vma->vm_file->private_data;
-	bool write = (vmf->flags & FAULT_FLAG_WRITE) &&
-		     upage_vma_shared(vmf->vma);
+	bool shared = upage_vma_shared(vmf->vma);
+	bool write = (vmf->flags & FAULT_FLAG_WRITE) && shared;
 	u32 access = vmf->flags & FAULT_FLAG_WRITE ? UPAGE_TRAP_WRITE :
 						     UPAGE_TRAP_READ;
 	struct upage_slot_state state;
@@ -113,16 +113,21 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 	 * A retry after a wait on a trap: its answer. A shared write keeps
 	 * its pass for .page_mkwrite (trap.c).
 	 */
-	switch (upage_trap_ticket(space, vmf->pgoff, write,
-				  upage_vma_shared(vmf->vma), &pass_seq)) {
+	switch (upage_trap_ticket(space, vmf->pgoff, write, shared,
+				  &pass_seq)) {
 	case UPAGE_WAIT_SIGBUS:
 		return VM_FAULT_SIGBUS;
 	case UPAGE_WAIT_PASS:
 		passed = true;
 		break;
 	case UPAGE_WAIT_WRITE:
-		/* The write .page_mkwrite sent back, whatever this fault says. */
+		/*
+		 * The write .page_mkwrite sent back (a trapped write, or a
+		 * copy-on-write break), whatever this fault says: emulators
+		 * retry a locked read-modify-write as a read first.
+		 */
 		access = UPAGE_TRAP_WRITE;
+		write = shared;
 		break;
 	}
 	for (;;) {
@@ -253,7 +258,7 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 		 * mmap lock. Unmap the slot; the write faults there.
 		 */
 		unlock_page(page);
-		upage_trap_want_write(space, vmf->pgoff);
+		upage_fault_want_write(space, vmf->pgoff);
 		upage_space_unmap(space, vmf->pgoff, 1);
 		return VM_FAULT_NOPAGE;
 	}
@@ -265,6 +270,7 @@ static vm_fault_t upage_vm_page_mkwrite(struct vm_fault *vmf)
 		 * makes the copy.
 		 */
 		unlock_page(page);
+		upage_fault_want_write(space, vmf->pgoff);
 		upage_space_unmap(space, vmf->pgoff, 1);
 		return VM_FAULT_NOPAGE;
 	}

@@ -428,15 +428,16 @@ bool upage_trap_mkwrite_pass(struct upage_space *space, pgoff_t idx,
 }
 
 /*
- * .page_mkwrite found a trapped write and sends it back to .fault, which
- * may wait (it unmaps the slot and returns VM_FAULT_NOPAGE). The access
- * is retried, and should fault as a write; but an emulator may retry an
- * atomic read-modify-write as a read first, which a write trap lets
- * through read-only, and .page_mkwrite would send it back again, for
- * ever. So the task's next fault on the slot is taken as the write
- * (a ticket). Without memory for the ticket, the access just retries.
+ * .page_mkwrite found a write it cannot complete (a trapped write, which
+ * must wait; a copy-on-write alias, which needs space->lock) and sends it
+ * back to .fault (it unmaps the slot and returns VM_FAULT_NOPAGE). The
+ * access is retried, and should fault as a write; but an emulator may
+ * retry an atomic read-modify-write as a read first, which maps the page
+ * read-only again, and .page_mkwrite would send it back again, for ever.
+ * So the task's next fault on the slot is taken as the write (a ticket).
+ * Without memory for the ticket, the access just retries.
  */
-void upage_trap_want_write(struct upage_space *space, pgoff_t idx)
+void upage_fault_want_write(struct upage_space *space, pgoff_t idx)
 {
 	struct upage_trap_waiter *w;
 	LIST_HEAD(old);

@@ -354,7 +354,7 @@ int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
 vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access);
 bool upage_trap_mkwrite_pass(struct upage_space *space, pgoff_t idx,
 			     unsigned long trap_seq);
-void upage_trap_want_write(struct upage_space *space, pgoff_t idx);
+void upage_fault_want_write(struct upage_space *space, pgoff_t idx);
 int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 		   u32 flags, u32 timeout_ms);
 int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,

@@ -385,6 +385,33 @@ TEST_F(safety, atomic_add_to_a_write_trapped_slot_waits_for_the_handler)
 }
 
 /*
+ * The same livelock class for a copy-on-write alias: .page_mkwrite sends
+ * the write back to .fault to make the copy, and an emulated CPU retried
+ * it as a read, for ever. The atomic add must complete on a copy.
+ */
+TEST_F(safety, atomic_add_to_a_copy_on_write_alias_makes_the_copy)
+{
+	volatile uint64_t *src = (volatile uint64_t *)(self->p + 10 * PAGE);
+	volatile uint64_t *dst = (volatile uint64_t *)(self->p + 11 * PAGE);
+	pid_t pid;
+
+	*src = 41;
+	upage_alias_cow_ok(self->fd, 11, 10, 1);
+	EXPECT_EQ(41, *dst);	/* mapped read-only now */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		__atomic_fetch_add(dst, 1, __ATOMIC_SEQ_CST);
+		_exit(0);
+	}
+	ASSERT_EQ(0, wait_child_within(pid, 20000));
+	/* The child's write went to its own copy in the shared table. */
+	EXPECT_EQ(42, *dst);
+	EXPECT_EQ(41, *src);
+	EXPECT_FALSE(upage_slot(self->fd, 11).state & UPAGE_SLOT_COW);
+}
+
+/*
  * A MAP_PRIVATE mapping that sorts before the shared ones (same offset,
  * mapped first) must not hide them from arming: a write through the
  * shared mapping after UPAGE_TRACK is reported.
