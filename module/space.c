@@ -255,18 +255,28 @@ void upage_free_frame_page(struct upage_space *space, struct page *page)
  * Make a frame of a page from upage_alloc_frame_page(space); the allocation's
  * page reference becomes the frame's. It has no slot yet.
  */
-struct upage_frame *upage_frame_new(struct upage_space *space,
-				    struct page *page)
+/*
+ * A frame struct, for the fault path, which allocates before it takes
+ * space->lock (so that the reclaim its charge may run can page out this
+ * space): upage_frame_init() makes it a frame under the lock, or
+ * upage_frame_unused() gives it back.
+ */
+struct upage_frame *upage_frame_alloc(void)
 {
-	struct upage_frame *frame;
+	return kmem_cache_alloc(upage_frame_cache, GFP_KERNEL_ACCOUNT);
+}
 
+void upage_frame_unused(struct upage_frame *frame)
+{
+	kmem_cache_free(upage_frame_cache, frame);
+}
+
+/* Make @frame a frame of @space holding @page; under space->lock. */
+struct upage_frame *upage_frame_init(struct upage_space *space,
+				     struct upage_frame *frame,
+				     struct page *page)
+{
 	lockdep_assert_held(&space->lock);
-
-	/* Under space->lock, which keeps reclaim off this space: may fail. */
-	frame = kmem_cache_alloc(upage_frame_cache, GFP_KERNEL_ACCOUNT |
-				 __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
-	if (!frame)
-		return NULL;
 	frame->page = page;
 	frame->nr_slots = 0;
 	frame->parked = 0;
@@ -288,6 +298,22 @@ struct upage_frame *upage_frame_new(struct upage_space *space,
 	space->nr_frames++;
 	space->nr_resident++;
 	return frame;
+}
+
+/*
+ * The same for an ioctl, allocating under space->lock, which keeps
+ * reclaim off this space: in a cgroup at its limit it fails (NULL)
+ * rather than OOM-kill.
+ */
+struct upage_frame *upage_frame_new(struct upage_space *space,
+				    struct page *page)
+{
+	struct upage_frame *frame;
+
+	lockdep_assert_held(&space->lock);
+	frame = kmem_cache_alloc(upage_frame_cache, GFP_KERNEL_ACCOUNT |
+				 __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+	return frame ? upage_frame_init(space, frame, page) : NULL;
 }
 
 /*
@@ -845,16 +871,22 @@ void upage_space_written(struct upage_space *space, pgoff_t idx,
  * there first) or is gone.
  */
 static int upage_space_fill_hole_with(struct upage_space *space, pgoff_t idx,
-				      struct page **page)
+				      struct page **page,
+				      struct upage_frame **spare)
 {
 	struct upage_frame *frame;
 
 	lockdep_assert_held(&space->lock);
 	if (idx >= space->nr_pages || space->slots[idx].frame)
 		return 0;
-	frame = upage_frame_new(space, *page);
-	if (!frame)
-		return -ENOMEM;
+	if (*spare) {
+		frame = upage_frame_init(space, *spare, *page);
+		*spare = NULL;
+	} else {
+		frame = upage_frame_new(space, *page);
+		if (!frame)
+			return -ENOMEM;
+	}
 	*page = NULL;
 	upage_frame_get(frame);
 	spin_lock(&space->table_lock);
@@ -867,6 +899,7 @@ static int upage_space_fill_hole_with(struct upage_space *space, pgoff_t idx,
 /* Fill the hole at @idx with a zeroed frame, for an ioctl (pin). */
 int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
 {
+	struct upage_frame *spare = NULL;
 	struct page *page;
 	int ret;
 
@@ -876,34 +909,44 @@ int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
 	page = upage_alloc_frame_page(space);
 	if (IS_ERR(page))
 		return PTR_ERR(page);
-	ret = upage_space_fill_hole_with(space, idx, &page);
+	ret = upage_space_fill_hole_with(space, idx, &page, &spare);
 	if (page)
 		upage_free_frame_page(space, page);
 	return ret;
 }
 
 /*
- * For the fault path: the page is allocated before space->lock is taken,
- * so that the reclaim its allocation may run can page out this space too
- * (the shrinker only trylocks it). -EINTR on a fatal signal while
- * waiting for the lock.
+ * For the fault path: the page and the frame are allocated before
+ * space->lock is taken, so that the reclaim their charges may run can
+ * page out this space too (the shrinker only trylocks it; a charge under
+ * the lock could only fail, and the fault would retry for ever in a full
+ * cgroup). -EINTR on a fatal signal while waiting for the lock.
  */
 int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
 {
+	struct upage_frame *spare;
 	struct page *page;
 	int ret;
 
+	spare = upage_frame_alloc();
+	if (!spare)
+		return -ENOMEM;
 	page = upage_alloc_fault_page(space);
-	if (IS_ERR(page))
+	if (IS_ERR(page)) {
+		upage_frame_unused(spare);
 		return PTR_ERR(page);
-	if (mutex_lock_killable(&space->lock)) {
-		upage_free_frame_page(space, page);
-		return -EINTR;
 	}
-	ret = upage_space_fill_hole_with(space, idx, &page);
+	if (mutex_lock_killable(&space->lock)) {
+		ret = -EINTR;
+		goto out_free;
+	}
+	ret = upage_space_fill_hole_with(space, idx, &page, &spare);
 	mutex_unlock(&space->lock);
+out_free:
 	if (page)
 		upage_free_frame_page(space, page);
+	if (spare)
+		upage_frame_unused(spare);
 	return ret;
 }
 
@@ -921,23 +964,25 @@ int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 	struct page *page;
 	int ret = 0;
 
+	/* Allocated before the lock, as for a hole (above). */
+	frame = upage_frame_alloc();
+	if (!frame)
+		return -ENOMEM;
 	page = upage_alloc_fault_page(space);
-	if (IS_ERR(page))
+	if (IS_ERR(page)) {
+		upage_frame_unused(frame);
 		return PTR_ERR(page);
+	}
 
 	if (mutex_lock_killable(&space->lock)) {
-		upage_free_frame_page(space, page);
-		return -EINTR;
+		ret = -EINTR;
+		goto out_free_frame;
 	}
 	slot = idx < space->nr_pages ? &space->slots[idx] : NULL;
 	if (!slot || !slot->frame || slot->frame->page != old ||
 	    !(slot->flags & UPAGE_SLOT_F_COW))
 		goto out_free;
-	frame = upage_frame_new(space, page);
-	if (!frame) {
-		ret = -ENOMEM;
-		goto out_free;
-	}
+	upage_frame_init(space, frame, page);
 	upage_frame_get(frame);
 	old_frame = slot->frame;
 
@@ -957,7 +1002,9 @@ int upage_space_break_cow(struct upage_space *space, pgoff_t idx,
 
 out_free:
 	mutex_unlock(&space->lock);
+out_free_frame:
 	upage_free_frame_page(space, page);
+	upage_frame_unused(frame);
 	return ret;
 }
 

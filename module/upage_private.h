@@ -240,6 +240,11 @@ struct page *upage_alloc_fault_page(struct upage_space *space);
 void upage_free_frame_page(struct upage_space *space, struct page *page);
 struct upage_frame *upage_frame_new(struct upage_space *space,
 				    struct page *page);
+struct upage_frame *upage_frame_alloc(void);
+void upage_frame_unused(struct upage_frame *frame);
+struct upage_frame *upage_frame_init(struct upage_space *space,
+				     struct upage_frame *frame,
+				     struct page *page);
 void upage_frame_get(struct upage_frame *frame);
 void upage_frame_put(struct upage_space *space, struct upage_frame *frame);
 void upage_frame_free(struct upage_space *space, struct upage_frame *frame);
