@@ -188,6 +188,7 @@ struct upage_space *upage_space_create(void)
 	upage_trap_init(space);
 	upage_store_init(space);
 	space->memcg = get_mem_cgroup_from_mm(current->mm);
+	space->owner = current_uid();
 	/* As userfaultfd without UFFD_USER_MODE_ONLY: a privilege (trap.c). */
 	space->trap_kernel = ns_capable_noaudit(&init_user_ns, CAP_SYS_PTRACE);
 	space->id = atomic64_inc_return(&upage_space_ids);
