@@ -629,23 +629,30 @@ TEST_F(view, views_read_while_spaces_churn)
 {
 	struct view_churn ch = { .stop = 0 };
 	int root = geteuid() == 0 && !access(SPACES_FILE, R_OK);
-	unsigned long reads = 0;
+	unsigned long reads = 0, id;
 	pthread_t thread;
 	time_t end;
 	struct view v;
 
 	upage_open_or_skip(ch.fd);
 	upage_resize_ok(ch.fd, 64);
+	view_fdinfo_ok(ch.fd, &v);
+	id = v.id;
 	ASSERT_EQ(0, pthread_create(&thread, NULL, view_churn_thread, &ch));
 	end = time(NULL) + 3;
 	while (time(NULL) < end) {
 		if (root) {
 			char *buf = view_spaces_read();
+			const char *maps;
 
 			EXPECT_NE(NULL, buf);
+			/* Well-formed up to the churning space, which is there. */
+			if (buf)
+				EXPECT_EQ(0, view_spaces_find(buf, id, &v, &maps));
 			free(buf);
 		}
 		EXPECT_EQ(0, view_fdinfo(getpid(), ch.fd, &v));
+		EXPECT_EQ(id, v.id);
 		reads++;
 	}
 	ch.stop = 1;
