@@ -16,7 +16,10 @@
  * long as it looks at a space, so that no space it prints is freed under
  * it. The reader sleeps on a space's lock while it holds upage_view_lock,
  * so opens and closes wait for the slowest table change meanwhile; the
- * file is root's, for debugging.
+ * file is root's, for debugging, and its wait is killable. The order
+ * cannot turn round: nothing that holds a space's lock opens or releases
+ * a space (the last fput() of a file runs later, from task work or a
+ * workqueue, with no lock held).
  *
  * A view's counts are a snapshot: each space is counted under its own
  * locks, the mappings under i_mmap_rwsem after those are dropped, so a
