@@ -235,7 +235,7 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 	vm_fault_t ret;
 
 	ret = upage_do_fault(vmf, &trapped);
-	trace_upage_fault(id, vmf->pgoff, vmf->address,
+	trace_upage_fault(id, vmf->pgoff, vmf->real_address,
 			  vmf->flags & FAULT_FLAG_WRITE,
 			  upage_fault_result(ret, trapped));
 	return ret;

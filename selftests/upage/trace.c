@@ -154,6 +154,32 @@ static unsigned long long event_space(const char *trace, const char *event,
 	return 0;
 }
 
+/* The sum of the numbers @key=N of every @event in @trace. */
+static unsigned long long sum_field(const char *trace, const char *event,
+				    const char *key)
+{
+	unsigned long long sum = 0, v;
+	const char *line = trace;
+	char ev[64], k[32];
+
+	snprintf(ev, sizeof(ev), " %s: ", event);
+	snprintf(k, sizeof(k), " %s=", key);
+	while (line && *line) {
+		const char *end = strchrnul(line, '\n');
+		const char *f = strstr(line, ev);
+		const char *at;
+
+		if (f && f < end) {
+			at = strstr(f + strlen(ev) - 1, k);
+			if (at && at < end &&
+			    sscanf(at + strlen(k), "%llu", &v) == 1)
+				sum += v;
+		}
+		line = *end ? end + 1 : NULL;
+	}
+	return sum;
+}
+
 /* The "upage_space:" of /proc/self/fdinfo/@fd, 0 if fdinfo has none. */
 static unsigned long long fdinfo_space(int fd)
 {
@@ -237,8 +263,25 @@ FIXTURE_SETUP(tr)
 		ASSERT_EQ(self->id, fdinfo_space(self->fd));
 }
 
+/* The upage events of @trace, as TAP comments (for a failed test). */
+static void dump_events(const char *trace)
+{
+	const char *line = trace;
+
+	while (line && *line) {
+		const char *end = strchrnul(line, '\n');
+
+		if (memmem(line, end - line, " upage_", 7))
+			printf("# %.*s\n", (int)(end - line), line);
+		line = *end ? end + 1 : NULL;
+	}
+}
+
 FIXTURE_TEARDOWN(tr)
 {
+	if (self->trace && (_metadata->exit_code == KSFT_FAIL ||
+			    getenv("UPAGE_TRACE_DUMP")))
+		dump_events(self->trace);
 	free(self->trace);
 	if (self->enabled)
 		write_file(TRACEFS "/events/upage/enable", "0");
@@ -256,18 +299,24 @@ static const char *snap(FIXTURE_DATA(tr) *self)
 	return self->trace ? self->trace : "";
 }
 
-/* A read and a write of holes: each maps, each is one event of the space. */
+/*
+ * A read and a write of holes: each maps, each is one event of the space
+ * with the exact address.
+ */
 TEST_F(tr, fault_on_hole_names_slot_access_and_result)
 {
+	char a2[48], a3[48];
 	const char *t;
 
+	snprintf(a2, sizeof(a2), "address=%p", (void *)(self->p + 2 * PAGE + 9));
+	snprintf(a3, sizeof(a3), "address=%p", (void *)(self->p + 3 * PAGE + 5));
 	ASSERT_EQ(0, trace_clear());
-	(void)self->p[2 * PAGE];
+	(void)self->p[2 * PAGE + 9];
 	self->p[3 * PAGE + 5] = 1;
 	t = snap(self);
-	EXPECT_EQ(1, count_events(t, "upage_fault", self->space, "slot=2",
+	EXPECT_EQ(1, count_events(t, "upage_fault", self->space, "slot=2", a2,
 				  "read", "result=mapped", NULL));
-	EXPECT_EQ(1, count_events(t, "upage_fault", self->space, "slot=3",
+	EXPECT_EQ(1, count_events(t, "upage_fault", self->space, "slot=3", a3,
 				  "write", "result=mapped", NULL));
 	/* Nothing of another space. */
 	EXPECT_EQ(count_events(t, "upage_fault", NULL),
@@ -360,6 +409,40 @@ TEST_F(tr, evict_then_fault_and_prefetch_page_in)
 	EXPECT_EQ(4, count_events(t, "upage_page_in", NULL));
 	EXPECT_EQ(1, count_events(t, "upage_fault", self->space, "slot=5",
 				  "read", "result=mapped", NULL));
+}
+
+/* Run every shrinker, ours included. */
+static int drop_caches(void)
+{
+	return write_file("/proc/sys/vm/drop_caches", "2");
+}
+
+/*
+ * The shrinker's scans report the lazily freed frames they dropped: as
+ * many as the space counts reclaimed.
+ */
+TEST_F(tr, shrinker_scan_reports_reclaimed_lazy_frames)
+{
+	struct upage_stats before, after;
+	uint64_t done = 0;
+	const char *t;
+	int i;
+
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	for (i = 8; i < 12; i++)
+		upage_fill(self->p, i, 0x80 + i);
+	ASSERT_EQ(0, upage_lazy_free(self->fd, 8, 4, &done));
+	ASSERT_EQ(4, done);
+	ASSERT_EQ(0, upage_stats(self->fd, &before));
+	ASSERT_EQ(0, trace_clear());
+	ASSERT_EQ(0, drop_caches());
+	ASSERT_EQ(0, upage_stats(self->fd, &after));
+	t = snap(self);
+	EXPECT_LE(1, count_events(t, "upage_reclaim", NULL));
+	EXPECT_EQ(4, after.out_reclaims - before.out_reclaims);
+	EXPECT_EQ(after.out_reclaims - before.out_reclaims,
+		  sum_field(t, "upage_reclaim", "lazy"));
+	EXPECT_LE(1, sum_field(t, "upage_reclaim", "spaces"));
 }
 
 struct toucher {
