@@ -46,21 +46,21 @@ TRACE_EVENT(upage_fault,
 		 int result),
 	TP_ARGS(id, slot, address, write, result),
 	TP_STRUCT__entry(
-		__field(u64, id)
+		__field(u64, space)
 		__field(u64, slot)
 		__field(unsigned long, address)
 		__field(bool, write)
 		__field(int, result)
 	),
 	TP_fast_assign(
-		__entry->id = id;
+		__entry->space = id;
 		__entry->slot = slot;
 		__entry->address = address;
 		__entry->write = write;
 		__entry->result = result;
 	),
 	TP_printk("space=%llu slot=%llu address=0x%lx %s result=%s",
-		  __entry->id, __entry->slot, __entry->address,
+		  __entry->space, __entry->slot, __entry->address,
 		  __entry->write ? "write" : "read",
 		  __print_symbolic(__entry->result,
 				   { UPAGE_TRACE_MAPPED, "mapped" },
@@ -77,21 +77,21 @@ TRACE_EVENT(upage_edit,
 		 u32 error_index, int ret),
 	TP_ARGS(space, ops, changed, error_index, ret),
 	TP_STRUCT__entry(
-		__field(u64, id)
+		__field(u64, space)
 		__field(u64, changed)
 		__field(u32, ops)
 		__field(u32, error_index)
 		__field(int, ret)
 	),
 	TP_fast_assign(
-		__entry->id = upage_trace_space_id(space);
+		__entry->space = upage_trace_space_id(space);
 		__entry->changed = changed;
 		__entry->ops = ops;
 		__entry->error_index = error_index;
 		__entry->ret = ret;
 	),
 	TP_printk("space=%llu ops=%u changed=%llu error_index=%d ret=%d",
-		  __entry->id, __entry->ops, __entry->changed,
+		  __entry->space, __entry->ops, __entry->changed,
 		  (int)__entry->error_index, __entry->ret)
 );
 
@@ -101,21 +101,21 @@ TRACE_EVENT(upage_evict,
 		 int ret),
 	TP_ARGS(space, first, n, done, ret),
 	TP_STRUCT__entry(
-		__field(u64, id)
+		__field(u64, space)
 		__field(u64, first)
 		__field(u64, n)
 		__field(u64, done)
 		__field(int, ret)
 	),
 	TP_fast_assign(
-		__entry->id = upage_trace_space_id(space);
+		__entry->space = upage_trace_space_id(space);
 		__entry->first = first;
 		__entry->n = n;
 		__entry->done = done;
 		__entry->ret = ret;
 	),
 	TP_printk("space=%llu first=%llu n=%llu done=%llu ret=%d",
-		  __entry->id, __entry->first, __entry->n, __entry->done,
+		  __entry->space, __entry->first, __entry->n, __entry->done,
 		  __entry->ret)
 );
 
@@ -127,19 +127,19 @@ TRACE_EVENT(upage_page_in,
 	TP_PROTO(struct upage_space *space, pgoff_t slot, int by, int ret),
 	TP_ARGS(space, slot, by, ret),
 	TP_STRUCT__entry(
-		__field(u64, id)
+		__field(u64, space)
 		__field(u64, slot)
 		__field(int, by)
 		__field(int, ret)
 	),
 	TP_fast_assign(
-		__entry->id = upage_trace_space_id(space);
+		__entry->space = upage_trace_space_id(space);
 		__entry->slot = slot;
 		__entry->by = by;
 		__entry->ret = ret;
 	),
 	TP_printk("space=%llu slot=%llu by=%s ret=%d",
-		  __entry->id, __entry->slot,
+		  __entry->space, __entry->slot,
 		  __print_symbolic(__entry->by,
 				   { UPAGE_TRACE_BY_FAULT, "fault" },
 				   { UPAGE_TRACE_BY_PREFETCH, "prefetch" }),
@@ -184,21 +184,21 @@ TRACE_EVENT(upage_trap,
 		 pid_t tid, bool queued),
 	TP_ARGS(space, slot, write, tid, queued),
 	TP_STRUCT__entry(
-		__field(u64, id)
+		__field(u64, space)
 		__field(u64, slot)
 		__field(pid_t, tid)
 		__field(bool, write)
 		__field(bool, queued)
 	),
 	TP_fast_assign(
-		__entry->id = upage_trace_space_id(space);
+		__entry->space = upage_trace_space_id(space);
 		__entry->slot = slot;
 		__entry->tid = tid;
 		__entry->write = write;
 		__entry->queued = queued;
 	),
 	TP_printk("space=%llu slot=%llu access=%s tid=%d queued=%d",
-		  __entry->id, __entry->slot,
+		  __entry->space, __entry->slot,
 		  __entry->write ? "write" : "read", __entry->tid,
 		  __entry->queued)
 );
@@ -209,7 +209,7 @@ TRACE_EVENT(upage_resolve,
 		 u32 flags, u64 woken, int ret),
 	TP_ARGS(space, first, n, action, flags, woken, ret),
 	TP_STRUCT__entry(
-		__field(u64, id)
+		__field(u64, space)
 		__field(u64, first)
 		__field(u64, n)
 		__field(u64, woken)
@@ -218,7 +218,7 @@ TRACE_EVENT(upage_resolve,
 		__field(int, ret)
 	),
 	TP_fast_assign(
-		__entry->id = upage_trace_space_id(space);
+		__entry->space = upage_trace_space_id(space);
 		__entry->first = first;
 		__entry->n = n;
 		__entry->woken = woken;
@@ -227,7 +227,7 @@ TRACE_EVENT(upage_resolve,
 		__entry->ret = ret;
 	),
 	TP_printk("space=%llu first=%llu n=%llu action=%s lift=%d woken=%llu ret=%d",
-		  __entry->id, __entry->first, __entry->n,
+		  __entry->space, __entry->first, __entry->n,
 		  __print_symbolic(__entry->action,
 				   { UPAGE_RESOLVE_MAP, "map" },
 				   { UPAGE_RESOLVE_COPY, "copy" },

@@ -283,8 +283,10 @@ FIXTURE_TEARDOWN(tr)
 			    getenv("UPAGE_TRACE_DUMP")))
 		dump_events(self->trace);
 	free(self->trace);
-	if (self->enabled)
+	if (self->enabled) {
+		write_file(TRACEFS "/events/upage/filter", "0");
 		write_file(TRACEFS "/events/upage/enable", "0");
+	}
 	if (self->p)
 		munmap((void *)self->p, SLOTS * PAGE);
 	if (self->fd >= 0)
@@ -323,11 +325,13 @@ TEST_F(tr, fault_on_hole_names_slot_access_and_result)
 		  count_events(t, "upage_fault", self->space, NULL));
 }
 
-/* Two spaces have two ids; each event names its own. */
+/* Two spaces have two ids; each event names its own, and filters by it. */
 TEST_F(tr, two_spaces_have_different_ids)
 {
 	volatile unsigned char *q;
 	unsigned long long other;
+	char filter[64];
+	const char *t;
 	int fd2;
 
 	upage_open_or_skip(fd2);
@@ -338,6 +342,18 @@ TEST_F(tr, two_spaces_have_different_ids)
 	EXPECT_NE(0, other);
 	EXPECT_NE(self->id, other);
 	EXPECT_EQ(self->id, space_id_by_fault(self->p, 4));
+
+	/* A filter on the space field keeps one space's events. */
+	snprintf(filter, sizeof(filter), "space == %llu", other);
+	ASSERT_EQ(0, write_file(TRACEFS "/events/upage/filter", filter));
+	ASSERT_EQ(0, trace_clear());
+	(void)self->p[5 * PAGE];
+	(void)q[2 * PAGE];
+	t = snap(self);
+	EXPECT_EQ(0, write_file(TRACEFS "/events/upage/filter", "0"));
+	snprintf(filter, sizeof(filter), "space=%llu", other);
+	EXPECT_EQ(1, count_events(t, "upage_fault", filter, "slot=2", NULL));
+	EXPECT_EQ(1, count_events(t, "upage_fault", NULL));
 	munmap((void *)q, 4 * PAGE);
 	close(fd2);
 }
