@@ -39,6 +39,7 @@
 #include <linux/vmalloc.h>
 
 #include "upage_private.h"
+#include "upage_trace.h"
 
 /*
  * Charge @pages pinned pages to @user, against the caller's
@@ -231,6 +232,10 @@ int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
 	/* As a fault pages in: the store is read with no space lock held. */
 	for (i = first; i < first + n; i++) {
 		ret = upage_space_page_in(space, i);
+		/* Slots with nothing to bring back are not traced. */
+		if (ret)
+			trace_upage_page_in(space, i, UPAGE_TRACE_BY_PREFETCH,
+					    ret);
 		if (ret < 0)
 			break;
 		*done += ret;
@@ -701,5 +706,6 @@ int upage_backing_evict(struct upage_space *space, u64 first, u64 n,
 	while ((ret = upage_backing_try_evict(space, first, n, done)) == -EBUSY &&
 	       ++busy < UPAGE_BUSY_TRIES)
 		schedule_timeout_uninterruptible(1);
+	trace_upage_evict(space, first, n, *done, ret);
 	return ret;
 }

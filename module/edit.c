@@ -50,6 +50,7 @@
 #include <linux/vmalloc.h>
 
 #include "upage_private.h"
+#include "upage_trace.h"
 
 /*
  * The harness's self-test (scripts/check) builds one module with
@@ -678,8 +679,10 @@ int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 
 	*error_index = U32_MAX;
 	total = upage_edit_slots(ops, count, error_index);
-	if (total == U64_MAX)
-		return -EINVAL;
+	if (total == U64_MAX) {
+		ret = -EINVAL;
+		goto out_trace;
+	}
 	for (;;) {
 		mutex_lock(&space->lock);
 		/* No slot is recorded twice: the space's size bounds the log. */
@@ -690,7 +693,7 @@ int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 			slots = need;
 			ret = upage_edit_ctx_alloc(&ctx, slots);
 			if (ret)
-				return ret;
+				goto out_trace;
 			continue;
 		}
 		ret = upage_edit_try(&ctx, ops, count, error_index);
@@ -700,6 +703,10 @@ int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 		/* Let a fault in flight finish before looking again. */
 		schedule_timeout_uninterruptible(1);
 	}
+out_trace:
+	/* A committed edit's undo log holds each changed slot once. */
+	trace_upage_edit(space, count, ret ? 0 : ctx.nr_undo, *error_index,
+			 ret);
 	upage_edit_ctx_free(&ctx);
 	return ret;
 }

@@ -35,6 +35,7 @@
 #include <linux/pagemap.h>
 
 #include "upage_private.h"
+#include "upage_trace.h"
 
 static bool upage_vma_shared(struct vm_area_struct *vma)
 {
@@ -95,7 +96,8 @@ static void upage_state_put(struct upage_slot_state *state)
 	state->page = NULL;
 }
 
-static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
+/* *@waited: the fault waited on a trap (for the tracepoint). */
+static vm_fault_t upage_do_fault(struct vm_fault *vmf, bool *waited)
 {
 	struct upage_space *space = vmf->vma->vm_file->private_data;
 	bool shared = upage_vma_shared(vmf->vma);
@@ -146,12 +148,15 @@ static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
 			upage_state_put(&state);
 			/* Waits, then retries the fault; 0: lifted meanwhile. */
 			trapped = upage_trap_fault(vmf, access);
+			*waited = !!(trapped & VM_FAULT_RETRY);
 			if (trapped)
 				return trapped;
 			continue;
 		}
 		if (state.evicted) {
 			ret = upage_space_page_in(space, vmf->pgoff);
+			trace_upage_page_in(space, vmf->pgoff,
+					    UPAGE_TRACE_BY_FAULT, ret);
 			if (ret == -EINTR || ret == -ENOMEM)
 				return upage_fault_error(vmf, ret);
 			/* A store that cannot be read is SIGBUS. */
@@ -205,6 +210,35 @@ retry:
 out_segv:
 	upage_state_put(&state);
 	return VM_FAULT_SIGSEGV;
+}
+
+/* What upage_fault reports of a fault's @ret. */
+static int upage_fault_result(vm_fault_t ret, bool trapped)
+{
+	if (ret & VM_FAULT_LOCKED)
+		return UPAGE_TRACE_MAPPED;
+	if (ret & VM_FAULT_SIGBUS)
+		return UPAGE_TRACE_SIGBUS;
+	if (ret & VM_FAULT_SIGSEGV)
+		return UPAGE_TRACE_SIGSEGV;
+	if (ret & VM_FAULT_RETRY)
+		return trapped ? UPAGE_TRACE_TRAPPED : UPAGE_TRACE_RETRY;
+	return UPAGE_TRACE_ERROR;
+}
+
+static vm_fault_t upage_vm_fault(struct vm_fault *vmf)
+{
+	struct upage_space *space = vmf->vma->vm_file->private_data;
+	/* Read now: after a trap's wait the VMA and space may be gone. */
+	u64 id = upage_trace_space_id(space);
+	bool trapped = false;
+	vm_fault_t ret;
+
+	ret = upage_do_fault(vmf, &trapped);
+	trace_upage_fault(id, vmf->pgoff, vmf->real_address,
+			  vmf->flags & FAULT_FLAG_WRITE,
+			  upage_fault_result(ret, trapped));
+	return ret;
 }
 
 /* The first write to a page of a shared mapping. */

@@ -60,6 +60,7 @@
 #include <linux/workqueue.h>
 
 #include "upage_private.h"
+#include "upage_trace.h"
 
 /* Frames claimed at a time by a pass, and slots it looks at at most. */
 #define UPAGE_RECLAIM_BATCH 64
@@ -451,11 +452,13 @@ static enum lru_status upage_lru_take(struct list_head *item,
 /* Reclaim from one space of a scan, whose lock the caller holds. */
 static unsigned long upage_shrink_one(struct upage_space *space,
 				      struct shrink_control *sc,
-				      unsigned long *budget)
+				      unsigned long *budget, unsigned long *lazy)
 {
 	unsigned long freed = upage_shrink_space(space, budget);
 	unsigned long want;
 	long ret;
+
+	*lazy += freed;
 
 	if (!*budget || !upage_space_reclaims(space))
 		return freed;
@@ -488,7 +491,7 @@ static unsigned long upage_shrink_one(struct upage_space *space,
 static unsigned long upage_shrink_scan(struct shrinker *shrinker,
 				       struct shrink_control *sc)
 {
-	unsigned long budget = sc->nr_to_scan, freed = 0, nr;
+	unsigned long budget = sc->nr_to_scan, freed = 0, lazy = 0, nr;
 	struct upage_scan scan = { .nr = 0 };
 	unsigned int i;
 
@@ -510,12 +513,14 @@ static unsigned long upage_shrink_scan(struct shrinker *shrinker,
 		struct upage_space *space = scan.spaces[i];
 
 		if (budget && mutex_trylock(&space->lock)) {
-			freed += upage_shrink_one(space, sc, &budget);
+			freed += upage_shrink_one(space, sc, &budget, &lazy);
 			mutex_unlock(&space->lock);
 		}
 		if (atomic_dec_and_test(&space->shrink_ref))
 			wake_up_var(&space->shrink_ref);
 	}
+	trace_upage_reclaim(sc->nr_to_scan, scan.nr, sc->nr_to_scan - budget,
+			    freed - lazy, lazy);
 	return freed;
 }
 

@@ -43,6 +43,7 @@
 #include <linux/vmalloc.h>
 
 #include "upage_private.h"
+#include "upage_trace.h"
 
 /* One slot's waiting episode: the event, and the threads waiting on it. */
 struct upage_trap_ev {
@@ -353,6 +354,9 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 	list_add_tail(&w->node, &ev->waiters);
 	spin_unlock(&space->table_lock);
 	kfree(new_ev);
+	/* Before the handler hears of it, so that it comes first in a trace. */
+	trace_upage_trap(space, vmf->pgoff, access == UPAGE_TRAP_WRITE,
+			 current->pid, queued);
 	if (queued) {
 		atomic64_inc(&space->stats.traps);
 		wake_up_interruptible_poll(&space->trap_poll, EPOLLIN | EPOLLRDNORM);
@@ -594,8 +598,8 @@ static int upage_trap_fill(struct upage_space *space, u64 first, u64 n,
 	return 0;
 }
 
-int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,
-		       u64 first, u64 n, u64 src, u64 *woken)
+static int upage_do_resolve(struct upage_space *space, u32 action,
+			    u32 flags, u64 first, u64 n, u64 src, u64 *woken)
 {
 	struct page **pages = NULL;
 	unsigned int nr;
@@ -666,6 +670,15 @@ out_unlock:
 		}
 		kvfree(pages);
 	}
+	return ret;
+}
+
+int upage_trap_resolve(struct upage_space *space, u32 action, u32 flags,
+		       u64 first, u64 n, u64 src, u64 *woken)
+{
+	int ret = upage_do_resolve(space, action, flags, first, n, src, woken);
+
+	trace_upage_resolve(space, first, n, action, flags, *woken, ret);
 	return ret;
 }
 
