@@ -2,8 +2,9 @@
 /*
  * upagectl map PID --svg FILE: the same picture as the text, as an SVG: a
  * square a slot, 64 to a row, coloured by state, slot numbers along the
- * left and columns along the top, and one curved path per frame shared by
- * several slots, through the squares of those slots.
+ * left and columns below, and one curved path per frame shared by several
+ * slots, through the squares of those slots, arching into the room above
+ * the grid.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,8 +19,9 @@
 #define LEFT 72
 #define WIDTH (LEFT + COLS * STEP + 24)
 #define TITLE 28
-#define AXIS 16
-#define BELOW 28
+#define ROOM 44		/* above the grid, for the links' arcs */
+#define AXIS 16		/* below the grid, the column numbers */
+#define BELOW 16
 #define LEGEND_ROW 22
 #define LEGEND_PER_ROW 6
 
@@ -28,21 +30,26 @@ static uint64_t drawn(const struct map_space *s)
 	return s->pages < PICTURE_MAX ? s->pages : PICTURE_MAX;
 }
 
+static int rows(const struct map_space *s)
+{
+	return (int)((drawn(s) + COLS - 1) / COLS);
+}
+
 static int block_height(const struct map_space *s)
 {
-	return TITLE + AXIS + (int)((drawn(s) + COLS - 1) / COLS) * STEP + BELOW;
+	return TITLE + ROOM + rows(s) * STEP + AXIS + BELOW;
 }
 
 static void cell_centre(uint64_t slot, int top, int *x, int *y)
 {
 	*x = LEFT + (int)(slot % COLS) * STEP + CELL / 2;
-	*y = top + TITLE + AXIS + (int)(slot / COLS) * STEP + CELL / 2;
+	*y = top + TITLE + ROOM + (int)(slot / COLS) * STEP + CELL / 2;
 }
 
 /* One path through the squares of the slots sharing one frame. */
 static void svg_link(FILE *f, const uint64_t *pairs, uint64_t n, int top)
 {
-	int x0, y0, x1, y1, cx, cy, lift;
+	int x0, y0, x1, y1, cx, cy, lift, most;
 	uint64_t i;
 
 	cell_centre(pairs[1], top, &x0, &y0);
@@ -50,9 +57,14 @@ static void svg_link(FILE *f, const uint64_t *pairs, uint64_t n, int top)
 		pairs[0], x0, y0);
 	for (i = 1; i < n; i++) {
 		cell_centre(pairs[2 * i + 1], top, &x1, &y1);
-		lift = 10 + abs(x1 - x0) / 6 + abs(y1 - y0) / 4;
+		cy = y0 < y1 ? y0 : y1;
+		/* A quadratic curve peaks halfway to its control point. */
+		most = 2 * (cy - (top + TITLE + 4));
+		lift = 10 + abs(x1 - x0) / 4 + abs(y1 - y0) / 2;
+		if (lift > most)
+			lift = most;
 		cx = (x0 + x1) / 2;
-		cy = (y0 < y1 ? y0 : y1) - lift;
+		cy -= lift;
 		fprintf(f, " Q%d %d %d %d", cx, cy, x1, y1);
 		x0 = x1;
 		y0 = y1;
@@ -83,12 +95,16 @@ static void svg_space(FILE *f, const struct map_space *s, int top)
 	uint64_t i, n = drawn(s);
 	int x, y, c;
 
-	fprintf(f, "<text class=\"title\" x=\"%d\" y=\"%d\">space %s%" PRIu64 " (fd %d): %" PRIu64 " slots%s</text>\n",
-		LEFT, top + 18, s->id ? "" : "? ", s->id, s->fd, s->pages,
+	fprintf(f, "<text class=\"title\" x=\"%d\" y=\"%d\">space ", LEFT, top + 18);
+	if (s->id)
+		fprintf(f, "%" PRIu64, s->id);
+	else
+		fprintf(f, "?");
+	fprintf(f, " (fd %d): %" PRIu64 " slots%s</text>\n", s->fd, s->pages,
 		s->pages > n ? ", the first 4096 drawn" : "");
 	for (c = 0; c < COLS && (uint64_t)c < n; c += 8)
 		fprintf(f, "<text class=\"axis\" x=\"%d\" y=\"%d\">%d</text>\n",
-			LEFT + c * STEP, top + TITLE + AXIS - 4, c);
+			LEFT + c * STEP, top + TITLE + ROOM + rows(s) * STEP + AXIS - 4, c);
 	for (i = 0; i < n; i++) {
 		cell_centre(i, top, &x, &y);
 		if (i % COLS == 0)
