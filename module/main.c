@@ -31,6 +31,7 @@ static int upage_fops_open(struct inode *inode, struct file *file)
 	if (IS_ERR(space))
 		return PTR_ERR(space);
 
+	upage_view_add(space);
 	file->private_data = space;
 	/* Map through the space's own address_space, as DRM does. */
 	file->f_mapping = space->inode->i_mapping;
@@ -39,6 +40,8 @@ static int upage_fops_open(struct inode *inode, struct file *file)
 
 static int upage_fops_release(struct inode *inode, struct file *file)
 {
+	/* Off the views' list first: no view may look at it from now on. */
+	upage_view_del(file->private_data);
 	upage_space_destroy(file->private_data);
 	return 0;
 }
@@ -63,6 +66,7 @@ static const struct file_operations upage_fops = {
 	.llseek = noop_llseek,
 	/* As a memfd: msync(MS_SYNC) and fsync() have nothing to wait for. */
 	.fsync = noop_fsync,
+	.show_fdinfo = upage_view_show_fdinfo,
 };
 
 /*
@@ -93,12 +97,14 @@ static int __init upage_init(void)
 	if (ret)
 		goto err_store_unmount;
 
+	upage_view_init();
 	ret = misc_register(&upage_misc);
 	if (ret)
-		goto err_reclaim_uninit;
+		goto err_view_uninit;
 	return 0;
 
-err_reclaim_uninit:
+err_view_uninit:
+	upage_view_uninit();
 	upage_reclaim_uninit();
 err_store_unmount:
 	upage_store_unmount();
@@ -110,6 +116,7 @@ err_space_uninit:
 static void __exit upage_exit(void)
 {
 	misc_deregister(&upage_misc);
+	upage_view_uninit();
 	upage_reclaim_uninit();
 	upage_store_unmount();
 	upage_space_uninit();

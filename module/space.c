@@ -7,6 +7,7 @@
  *
  *	mmap_lock -> space->lock -> page lock -> i_mmap_rwsem -> PTL
  *	page lock -> space->table_lock
+ *	upage_view_lock (view.c) -> space->lock, and -> i_mmap_rwsem
  *
  * The fault path takes space->lock only without a page lock held (to fill
  * a hole or break a copy-on-write alias), and space->table_lock under a
@@ -188,6 +189,7 @@ struct upage_space *upage_space_create(void)
 	upage_trap_init(space);
 	upage_store_init(space);
 	space->memcg = get_mem_cgroup_from_mm(current->mm);
+	space->owner = current_uid();
 	/* As userfaultfd without UFFD_USER_MODE_ONLY: a privilege (trap.c). */
 	space->trap_kernel = ns_capable_noaudit(&init_user_ns, CAP_SYS_PTRACE);
 	space->id = atomic64_inc_return(&upage_space_ids);

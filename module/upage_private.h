@@ -186,6 +186,8 @@ struct upage_space {
 	atomic_t shrink_ref;
 	struct mem_cgroup *memcg;
 	struct upage_user *user;
+	kuid_t owner;
+	struct list_head view_node;
 	u64 track_gen;
 	struct list_head trap_queue;
 	struct list_head trap_read;
@@ -386,6 +388,14 @@ int upage_addr_to_slot(struct upage_space *space, unsigned long addr,
 /* edit.c */
 int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 		     u32 count, u32 *error_index);
+
+/* view.c */
+struct seq_file;
+void upage_view_init(void);
+void upage_view_uninit(void);
+void upage_view_add(struct upage_space *space);
+void upage_view_del(struct upage_space *space);
+void upage_view_show_fdinfo(struct seq_file *m, struct file *file);
 
 /* ioctl.c */
 long upage_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
