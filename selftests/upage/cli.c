@@ -326,15 +326,55 @@ TEST_F(cli, json_stats_and_dirty)
 	EXPECT_NE(NULL, strstr(self->out, "\"state\":[\"resident\",\"tracked\"]"));
 }
 
-/* spaces lists this process as a holder of its space. */
+/* The space id the module prints in this process's fdinfo; 0 if none. */
+static unsigned long long own_space_id(int fd)
+{
+	unsigned long long id = 0;
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "upage_space: %llu", &id) == 1)
+			break;
+	fclose(f);
+	return id;
+}
+
+/*
+ * spaces lists this process as a holder of its space, and, where the
+ * module prints its views, the space's counts and (root) this mapping.
+ */
 TEST_F(cli, spaces_lists_this_process)
 {
-	char want[64];
+	unsigned long long id = own_space_id(self->fd);
+	char want[256];
 
 	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
 	snprintf(want, sizeof(want), "{\"pid\":%d,\"fd\":%d}", getpid(), self->fd);
 	EXPECT_NE(NULL, strstr(self->out, want)) {
 		TH_LOG("want %s in %s", want, self->out);
+	}
+	if (id) {
+		snprintf(want, sizeof(want),
+			 "{\"id\":%llu,\"owner\":%u,\"slots\":4,\"resident\":2,\"evicted\":0,",
+			 id, getuid());
+		EXPECT_NE(NULL, strstr(self->out, want)) {
+			TH_LOG("want %s in %s", want, self->out);
+		}
+	}
+	if (id && !access("/sys/kernel/debug/upage/spaces", R_OK)) {
+		EXPECT_EQ(0, strncmp(self->out, "{\"source\":\"debugfs\",", 20));
+		snprintf(want, sizeof(want),
+			 "{\"pid\":%d,\"start\":%llu,\"end\":%llu,\"pgoff\":0,\"prot\":\"rws\"}",
+			 getpid(), (unsigned long long)(uintptr_t)self->p,
+			 (unsigned long long)(uintptr_t)self->p + 4 * PAGE);
+		EXPECT_NE(NULL, strstr(self->out, want)) {
+			TH_LOG("want %s in %s", want, self->out);
+		}
 	}
 	ASSERT_EQ(0, run(self->out, sizeof(self->out), "spaces"));
 	snprintf(want, sizeof(want), " %d (fd %d)", getpid(), self->fd);
@@ -499,6 +539,11 @@ TEST_F(cli, map_draws_every_slot_state)
 		TH_LOG("%s", self->out);
 	}
 	EXPECT_NE(NULL, strstr(self->out, "  vma 0x"));
+	if (own_space_id(sfd)) {
+		snprintf(want, sizeof(want), "space %llu (fd %d): 16 slots\n",
+			 own_space_id(sfd), sfd);
+		EXPECT_NE(NULL, strstr(self->out, want));
+	}
 	EXPECT_NE(NULL, strstr(self->out, "legend: . hole r resident a aliased"));
 	snprintf(want, sizeof(want), "  frame %llu shared by slots 2 3\n",
 		 (unsigned long long)upage_slot(sfd, 2).frame_id);
