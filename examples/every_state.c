@@ -26,7 +26,7 @@ static int fail(const char *what, int err)
 	return 1;
 }
 
-static void touch(volatile char *p, int first, int n)
+static void touch(char *p, int first, int n)
 {
 	int i;
 
@@ -35,7 +35,7 @@ static void touch(volatile char *p, int first, int n)
 }
 
 /* The runs, in slot order; 60..127 holes but for 64..95 and 100. */
-static int build(int fd, volatile char *p)
+static int build(int fd, char *p)
 {
 	int ret;
 
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 	struct upage_slot_info info[SLOTS];
 	int fd, ret, i, resident = 0, shared = 0, trapped = 0, sig;
 	int wait = argc > 1 && !strcmp(argv[1], "--wait");
-	volatile char *p;
+	char *p;
 	sigset_t set;
 
 	fd = upage_open(O_CLOEXEC);

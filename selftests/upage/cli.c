@@ -583,6 +583,27 @@ TEST_F(cli, map_draws_every_slot_state)
 	close(sfd);
 }
 
+/* map draws 4096 slots one by one, then summarises runs. */
+TEST_F(cli, map_summarises_runs_past_4096_slots)
+{
+	upage_resize_ok(self->fd, 5000);
+	self->p[2 * PAGE] = 'c';
+	upage_alias_ok(self->fd, 4500, 2, 1);
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "map %d", getpid()));
+	EXPECT_NE(NULL, strstr(self->out, "      4032 ......."));
+	EXPECT_EQ(NULL, strstr(self->out, "      4096 "));
+	EXPECT_NE(NULL, strstr(self->out, "  slots 4096-4999 as runs:\n"
+				      "      4096-4499 . hole\n"
+				      "      4500-4500 a aliased\n"
+				      "      4501-4999 . hole\n")) {
+		TH_LOG("%s", self->out);
+	}
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J map %d", getpid()));
+	EXPECT_NE(NULL, strstr(self->out, "\"picture_slots\":4096,\"counts\":{\"hole\":4996,"
+			       "\"resident\":2,\"aliased\":2,"));
+	EXPECT_NE(NULL, strstr(self->out, "\"slots\":[2,4500]}"));
+}
+
 /* map of a process the caller may not ptrace says what is needed. */
 TEST_F(cli, map_needs_ptrace_permission)
 {

@@ -17,16 +17,19 @@
  * dirty:  first, n, nr_dirty, cleared (bool), written [{first, last}]
  * spaces: source ("debugfs"|"fdinfo"), spaces [{id, owner, slots,
  *         resident, evicted, pinned, lazy, tracked, dirty, trapped,
- *         mappings, holders [{pid, fd}], mappers [{pid, start, end, pgoff,
- *         prot}], mappers_more}], unattributed [{pid, start, end, pgoff,
- *         prot}] (fdinfo only: VMAs of processes holding several spaces or
- *         none)
- * map:    pid, spaces [{fd, id, slots, vmas [{start, end, pgoff, prot,
- *         attributed (bool)}], picture (one character a slot, the first
- *         picture_slots slots), picture_slots, counts {hole, resident,
- *         aliased, cow, evicted, pinned, lazy, prot_none, prot_read,
- *         tracked, dirty, trapped}, shared_frames [{frame_id, slots
- *         [numbers]}]}]
+ *         mappings (each null if the module does not say), holders [{pid,
+ *         fd}], mappers [{pid, start, end, pgoff, prot}], mappers_more}],
+ *         unattributed [{pid, start, end, pgoff, prot}] (fdinfo only: VMAs
+ *         of processes holding several spaces or none). prot is "rws" /
+ *         "rwp" from debugfs, "rw-s" as /proc/PID/maps has it otherwise.
+ * map:    pid, spaces [{fd, id (null if the module does not say), slots,
+ *         vmas [{start, end, pgoff, prot}], picture (one character a
+ *         slot, the first picture_slots slots, at most 4096),
+ *         picture_slots, counts {hole, resident, aliased, cow, evicted,
+ *         pinned, lazy, prot_none, prot_read, tracked, dirty, trapped}
+ *         (over all slots), shared_frames [{frame_id, slots [numbers]}]}],
+ *         unattributed [{start, end, pgoff, prot}] (VMAs of PID mapping
+ *         /dev/upage that cannot be tied to one of its spaces)
  *
  * Slot state names: hole, resident, evicted, reclaimed, cow, pinned, lazy,
  * tracked, dirty, trap_read, trap_write. Protections: none, read, rw.

@@ -312,14 +312,22 @@ int cmd_spaces(int argc, char **argv)
 	printf("source: %s\n", debugfs ? "debugfs" :
 	       "fdinfo (the processes this user may read; root sees all through debugfs)");
 	printf("%10s", "SPACE");
-	for (i = 1; i < NR_FIELDS; i++)
-		printf(" %8.8s", space_fields[i]);
+	for (i = 1; i < NR_FIELDS; i++) {
+		char head[9];
+		int j;
+
+		for (j = 0; j < 8 && space_fields[i][j]; j++)
+			head[j] = toupper((unsigned char)space_fields[i][j]);
+		head[j] = 0;
+		printf(" %8s", head);
+	}
 	printf("\n");
 	for (i = 0; i < nr_rows; i++)
 		print_row(&rows[i]);
 	for (i = 0; i < nr_unattributed; i++)
 		print_vma("? mapped by ", &unattributed[i]);
 	if (nr_unattributed)
-		printf("? the VMAs above map /dev/upage in processes that hold several spaces or none: which space each maps only debugfs tells (run as root)\n");
+		printf("? the VMAs above map /dev/upage in processes that hold several\n"
+		       "? spaces or none: which space each maps only debugfs tells (root)\n");
 	return 0;
 }

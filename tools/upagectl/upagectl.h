@@ -50,8 +50,10 @@ int read_upage_fds(pid_t pid, int **out);
  * What the module says of a space (fdinfo "upage_<name>:" lines, debugfs
  * "<name> <N>" pairs), indexed as space_fields[]: F_ID is "space".
  */
-enum { F_ID, F_OWNER, F_SLOTS, F_RESIDENT, F_EVICTED, F_PINNED, F_LAZY,
-       F_TRACKED, F_DIRTY, F_TRAPPED, F_MAPPINGS, NR_FIELDS };
+enum {
+	F_ID, F_OWNER, F_SLOTS, F_RESIDENT, F_EVICTED, F_PINNED, F_LAZY,
+	F_TRACKED, F_DIRTY, F_TRAPPED, F_MAPPINGS, NR_FIELDS
+};
 extern const char *const space_fields[NR_FIELDS];
 /* Fill @vals from /proc/PID/fdinfo/FD; returns the mask of fields seen. */
 unsigned int read_fdinfo(pid_t pid, int fd, uint64_t *vals);
