@@ -3,25 +3,35 @@
  * upagectl, the command line: it reaches a space held by another process
  * (pidfd_getfd), reports and edits it, and answers bad input with a clear
  * message and exit status 2, a refused call with the errno's meaning and
- * exit status 1, changing nothing.
+ * exit status 1, changing nothing. Its -J output says what UPAGE_QUERY
+ * says, its map draws each slot state as documented, and it loads and
+ * unloads the module only for root, never while a space holds it.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "upage_utils.h"
 
 #define UPAGECTL "/upage/tools/upagectl"
+#define UPAGE_KO "/lib/modules/upage.ko"
 
-/* Run upagectl on this process's @fd with @args; its output in @out. */
-static int ctl(int fd, const char *args, char *out, size_t len)
+/* Run "upagectl @args" (printf-style); its output in @out, its exit status. */
+static int __attribute__((format(printf, 3, 4)))
+run(char *out, size_t len, const char *fmt, ...)
 {
-	char cmd[512];
+	char cmd[1024];
 	size_t got;
+	va_list ap;
 	FILE *f;
-	int status;
+	int status, n;
 
-	snprintf(cmd, sizeof(cmd), "%s -p %d -f %d %s 2>&1", UPAGECTL,
-		 getpid(), fd, args);
+	n = snprintf(cmd, sizeof(cmd), "%s ", UPAGECTL);
+	va_start(ap, fmt);
+	vsnprintf(cmd + n, sizeof(cmd) - n, fmt, ap);
+	va_end(ap);
+	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
 	f = popen(cmd, "r");
 	if (!f)
 		return -1;
@@ -31,10 +41,16 @@ static int ctl(int fd, const char *args, char *out, size_t len)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Run upagectl on this process's @fd with @args; its output in @out. */
+static int ctl(int fd, const char *args, char *out, size_t len)
+{
+	return run(out, len, "-p %d -f %d %s", getpid(), fd, args);
+}
+
 FIXTURE(cli) {
 	int fd;
 	volatile char *p;
-	char out[8192];
+	char out[65536];
 };
 
 FIXTURE_SETUP(cli)
@@ -181,6 +197,509 @@ TEST_F(cli, fd_not_a_space_is_enotty)
 	EXPECT_EQ(1, ctl(null, "stats", self->out, sizeof(self->out)));
 	EXPECT_NE(NULL, strstr(self->out, "not a upage space"));
 	close(null);
+}
+
+/* info -J: the module is loaded, its API and its parameters. */
+TEST_F(cli, info_json_reports_api_and_parameters)
+{
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J info"));
+	EXPECT_EQ(0, strncmp(self->out, "{\"loaded\":true,", 15));
+	EXPECT_NE(NULL, strstr(self->out, "\"api\":{\"version\":1,\"page_size\":4096,"));
+	EXPECT_NE(NULL, strstr(self->out, "\"features\":[\"alias\",\"alias_cow\","));
+	EXPECT_NE(NULL, strstr(self->out, "\"parameters\":{\"max_space_pages\":"));
+	EXPECT_NE(NULL, strstr(self->out, "}\n"));
+}
+
+/* evict, prefetch, pin, unpin, lazy-free, discard: as UPAGE_QUERY then says. */
+TEST_F(cli, residency_commands_change_the_slots)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	ASSERT_EQ(0, ctl(self->fd, "evict 0 2", self->out, sizeof(self->out)));
+	EXPECT_STREQ("evict: 2 of 2 slots\n", self->out);
+	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 1).state);
+	ASSERT_EQ(0, ctl(self->fd, "prefetch 0 1", self->out, sizeof(self->out)));
+	EXPECT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, 0).state);
+	ASSERT_EQ(0, ctl(self->fd, "pin 1 1", self->out, sizeof(self->out)));
+	EXPECT_EQ(UPAGE_SLOT_RESIDENT | UPAGE_SLOT_PINNED,
+		  upage_slot(self->fd, 1).state);
+	ASSERT_EQ(0, ctl(self->fd, "unpin 1 1", self->out, sizeof(self->out)));
+	EXPECT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, 1).state);
+	ASSERT_EQ(0, ctl(self->fd, "lazy-free 0 1", self->out, sizeof(self->out)));
+	EXPECT_NE(0, upage_slot(self->fd, 0).state & UPAGE_SLOT_LAZY);
+	ASSERT_EQ(0, ctl(self->fd, "discard 1 1", self->out, sizeof(self->out)));
+	EXPECT_EQ(0, upage_slot(self->fd, 1).state);
+	EXPECT_EQ(0, upage_slot(self->fd, 1).frame_id);
+	EXPECT_EQ(1, ctl(self->fd, "pin 3 2", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "upagectl: pin: Invalid argument: "));
+	EXPECT_EQ(2, ctl(self->fd, "evict 0", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "usage:"));
+}
+
+/* resolve lifts traps with "lift"; trap-timeout takes milliseconds. */
+TEST_F(cli, resolve_and_trap_timeout)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESOLVE);
+	ASSERT_EQ(0, ctl(self->fd, "trap 2 2 rw", self->out, sizeof(self->out)));
+	ASSERT_EQ(0, ctl(self->fd, "resolve 2 1 map", self->out,
+			 sizeof(self->out)));
+	EXPECT_STREQ("resolve: 0 threads woken\n", self->out);
+	EXPECT_NE(0, upage_slot(self->fd, 2).state & UPAGE_SLOT_TRAP_READ);
+	ASSERT_EQ(0, ctl(self->fd, "resolve 2 2 zero lift", self->out,
+			 sizeof(self->out)));
+	EXPECT_EQ(0, upage_slot(self->fd, 2).state);
+	EXPECT_EQ(0, upage_slot(self->fd, 3).state);
+	ASSERT_EQ(0, ctl(self->fd, "trap-timeout 250", self->out,
+			 sizeof(self->out)));
+	EXPECT_EQ(2, ctl(self->fd, "resolve 2 1 copy", self->out,
+			 sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "bad resolve 'copy'"));
+	EXPECT_EQ(2, ctl(self->fd, "trap-timeout 1s", self->out,
+			 sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "bad timeout '1s'"));
+}
+
+/* store hands a file to the space; evicted slots then live there. */
+TEST_F(cli, store_gives_the_space_a_file)
+{
+	char path[] = "/tmp/upagectl-store-XXXXXX", args[128];
+	int sfd;
+
+	upage_require_cmd(self->fd, UPAGE_CMD_STORE);
+	sfd = mkstemp(path);
+	ASSERT_LE(0, sfd);
+	close(sfd);
+	snprintf(args, sizeof(args), "store %s 0 reclaim", path);
+	ASSERT_EQ(0, ctl(self->fd, args, self->out, sizeof(self->out)));
+	ASSERT_EQ(0, ctl(self->fd, "evict 0 1", self->out, sizeof(self->out)));
+	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 0).state);
+	EXPECT_EQ('a', self->p[0]);
+	unlink(path);
+	EXPECT_EQ(1, ctl(self->fd, "store /nonexistent/store", self->out,
+			 sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out,
+			       "upagectl: store: open /nonexistent/store: No such file or directory: "));
+}
+
+/* query -J: each slot as UPAGE_QUERY reports it. */
+TEST_F(cli, json_query_matches_upage_query)
+{
+	struct upage_slot_info si[3];
+	char want[256];
+	int i;
+
+	upage_query_ok(self->fd, 0, 3, si);
+	ASSERT_EQ(0, ctl(self->fd, "-J query 0 3", self->out,
+			 sizeof(self->out)));
+	ASSERT_EQ(0, strncmp(self->out, "{\"first\":0,\"n\":3,\"slots\":[", 26));
+	for (i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want),
+			 "{\"slot\":%d,\"frame_id\":%llu,\"pfn\":%llu,\"prot\":\"rw\",\"nr_aliases\":%u,\"state\":[\"%s\"]}",
+			 i, (unsigned long long)si[i].frame_id,
+			 (unsigned long long)si[i].pfn, si[i].nr_aliases,
+			 i < 2 ? "resident" : "hole");
+		EXPECT_NE(NULL, strstr(self->out, want)) {
+			TH_LOG("want %s in %s", want, self->out);
+		}
+	}
+	EXPECT_NE(NULL, strstr(self->out, "]}\n"));
+}
+
+/* stats -J and dirty -J: numbers under the documented names. */
+TEST_F(cli, json_stats_and_dirty)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_DIRTY);
+	ASSERT_EQ(0, ctl(self->fd, "-J stats", self->out, sizeof(self->out)));
+	EXPECT_EQ(0, strncmp(self->out, "{\"pages\":4,\"frames\":2,", 22));
+	EXPECT_NE(NULL, strstr(self->out, ",\"traps_timed_out\":0}\n"));
+	ASSERT_EQ(0, ctl(self->fd, "track 0 4 start", self->out,
+			 sizeof(self->out)));
+	self->p[0] = 'c';
+	self->p[PAGE] = 'd';
+	self->p[3 * PAGE] = 'e';
+	ASSERT_EQ(0, ctl(self->fd, "-J dirty 0 4 clear", self->out,
+			 sizeof(self->out)));
+	EXPECT_STREQ("{\"first\":0,\"n\":4,\"nr_dirty\":3,\"cleared\":true,"
+		     "\"written\":[{\"first\":0,\"last\":1},{\"first\":3,\"last\":3}]}\n",
+		     self->out);
+	ASSERT_EQ(0, ctl(self->fd, "-J query 3 1", self->out,
+			 sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "\"state\":[\"resident\",\"tracked\"]"));
+}
+
+/* The space id the module prints in this process's fdinfo; 0 if none. */
+static unsigned long long own_space_id(int fd)
+{
+	unsigned long long id = 0;
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "upage_space: %llu", &id) == 1)
+			break;
+	fclose(f);
+	return id;
+}
+
+/*
+ * spaces lists this process as a holder of its space, and, where the
+ * module prints its views, the space's counts and (root) this mapping.
+ */
+TEST_F(cli, spaces_lists_this_process)
+{
+	unsigned long long id = own_space_id(self->fd);
+	char want[256];
+
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
+	snprintf(want, sizeof(want), "{\"pid\":%d,\"fd\":%d}", getpid(), self->fd);
+	EXPECT_NE(NULL, strstr(self->out, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+	if (id) {
+		snprintf(want, sizeof(want),
+			 "{\"id\":%llu,\"owner\":%u,\"slots\":4,\"resident\":2,\"evicted\":0,",
+			 id, getuid());
+		EXPECT_NE(NULL, strstr(self->out, want)) {
+			TH_LOG("want %s in %s", want, self->out);
+		}
+	}
+	if (id && !access("/sys/kernel/debug/upage/spaces", R_OK)) {
+		EXPECT_EQ(0, strncmp(self->out, "{\"source\":\"debugfs\",", 20));
+		snprintf(want, sizeof(want),
+			 "{\"pid\":%d,\"start\":%llu,\"end\":%llu,\"pgoff\":0,\"prot\":\"rws\"}",
+			 getpid(), (unsigned long long)(uintptr_t)self->p,
+			 (unsigned long long)(uintptr_t)self->p + 4 * PAGE);
+		EXPECT_NE(NULL, strstr(self->out, want)) {
+			TH_LOG("want %s in %s", want, self->out);
+		}
+	}
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "spaces"));
+	snprintf(want, sizeof(want), " %d (fd %d)", getpid(), self->fd);
+	EXPECT_NE(NULL, strstr(self->out, want));
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* spaces parses the module's two views as the spec gives them. */
+TEST_F(cli, spaces_parses_debugfs_and_fdinfo)
+{
+	char dir[] = "/tmp/upagectl-views-XXXXXX", path[256];
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/spaces", dir);
+	write_file(path,
+		   "space 4242 owner 0 slots 16 resident 9 evicted 1 pinned 1 lazy 1 tracked 2 dirty 1 trapped 1 mappings 2\n"
+		   "  map pid 77 start 0x7f0000000000 end 0x7f0000010000 pgoff 3 prot rws\n"
+		   "  map ... more 5\n");
+	setenv("UPAGE_DEBUGFS", path, 1);
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
+	EXPECT_NE(NULL, strstr(self->out, "{\"source\":\"debugfs\",\"spaces\":[{\"id\":4242,\"owner\":0,\"slots\":16,"
+			       "\"resident\":9,\"evicted\":1,\"pinned\":1,\"lazy\":1,\"tracked\":2,\"dirty\":1,"
+			       "\"trapped\":1,\"mappings\":2,\"holders\":[],\"mappers\":[{\"pid\":77,"
+			       "\"start\":139637976727552,\"end\":139637976793088,\"pgoff\":3,\"prot\":\"rws\"}],"
+			       "\"mappers_more\":5}")) {
+		TH_LOG("%s", self->out);
+	}
+
+	/* A /proc of one process holding space 5151 as fd 3 and mapping it. */
+	snprintf(path, sizeof(path), "%s/none", dir);
+	setenv("UPAGE_DEBUGFS", path, 1);
+	snprintf(path, sizeof(path), "%s/123", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/123/fd", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/123/fdinfo", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/123/fd/3", dir);
+	ASSERT_EQ(0, symlink("/dev/upage", path));
+	snprintf(path, sizeof(path), "%s/123/fdinfo/3", dir);
+	write_file(path, "pos:\t0\nflags:\t02000002\nmnt_id:\t5\nino:\t12\n"
+		   "upage_space:\t5151\nupage_owner:\t65534\nupage_slots:\t8\n"
+		   "upage_resident:\t2\nupage_evicted:\t0\nupage_pinned:\t0\n"
+		   "upage_lazy:\t0\nupage_tracked:\t0\nupage_dirty:\t0\n"
+		   "upage_trapped:\t0\nupage_mappings:\t1\n");
+	snprintf(path, sizeof(path), "%s/123/maps", dir);
+	write_file(path, "7f0000000000-7f0000002000 rw-s 00002000 00:05 12 /dev/upage\n"
+		   "7f0000010000-7f0000011000 r--p 00000000 08:01 99 /usr/lib/libc.so.6\n");
+	setenv("UPAGE_PROC", dir, 1);
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
+	EXPECT_STREQ("{\"source\":\"fdinfo\",\"spaces\":[{\"id\":5151,\"owner\":65534,\"slots\":8,"
+		     "\"resident\":2,\"evicted\":0,\"pinned\":0,\"lazy\":0,\"tracked\":0,\"dirty\":0,"
+		     "\"trapped\":0,\"mappings\":1,\"holders\":[{\"pid\":123,\"fd\":3}],"
+		     "\"mappers\":[{\"pid\":123,\"start\":139637976727552,\"end\":139637976735744,"
+		     "\"pgoff\":2,\"prot\":\"rw-s\"}],\"mappers_more\":0}],\"unattributed\":[]}\n",
+		     self->out);
+	unsetenv("UPAGE_PROC");
+	unsetenv("UPAGE_DEBUGFS");
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	EXPECT_EQ(0, system(path));
+}
+
+/*
+ * A child holding only @fd (and its mapping), waiting to be killed: what
+ * map draws is another process's space.
+ */
+static pid_t holder_child(int fd, int other_fd, volatile char *other, size_t len)
+{
+	int sync[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(sync))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(other_fd);
+		munmap((void *)other, len);
+		close(sync[0]);
+		if (write(sync[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(sync[1]);
+	if (pid > 0 && read(sync[0], &c, 1) != 1)
+		pid = -1;
+	close(sync[0]);
+	(void)fd;
+	return pid;
+}
+
+/*
+ * Slots 0..15: hole, resident, alias pair, alias-cow source and copy,
+ * evicted, pinned, lazy, protected none, protected read, tracked, dirty,
+ * trapped, holes.
+ */
+#define MAP_PICTURE ".raaaceplnotdT.."
+
+static void make_every_state(struct __test_metadata *_metadata, int sfd,
+			     volatile char *q)
+{
+	int slots[] = { 1, 2, 4, 6, 7, 8, 9, 11 };
+	size_t i;
+
+	for (i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
+		q[slots[i] * PAGE] = 'x';
+	upage_alias_ok(sfd, 3, 2, 1);
+	upage_alias_cow_ok(sfd, 5, 4, 1);
+	ASSERT_EQ(0, upage_evict(sfd, 6, 1, NULL));
+	ASSERT_EQ(0, upage_pin(sfd, 7, 1, NULL));
+	ASSERT_EQ(0, upage_lazy_free(sfd, 8, 1, NULL));
+	upage_protect_ok(sfd, 9, 1, UPAGE_PROT_NONE);
+	upage_protect_ok(sfd, 10, 1, UPAGE_PROT_READ);
+	ASSERT_EQ(0, upage_track_start(sfd, 11, 2));
+	q[12 * PAGE] = 'x';
+	ASSERT_EQ(0, upage_trap(sfd, 13, 1, UPAGE_TRAP_WRITE));
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	while ((hay = strstr(hay, needle))) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
+}
+
+/* map draws each slot state of another process's space, as text, JSON, SVG. */
+TEST_F(cli, map_draws_every_slot_state)
+{
+	char want[256], svg[64];
+	volatile char *q;
+	size_t got;
+	pid_t child;
+	FILE *f;
+	int sfd;
+
+	upage_require_cmd(self->fd, UPAGE_CMD_TRAP);
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	upage_open_or_skip(sfd);
+	upage_resize_ok(sfd, 16);
+	q = upage_map(sfd, 0, 16, MAP_SHARED);
+	ASSERT_NE(NULL, q);
+	make_every_state(_metadata, sfd, q);
+	child = holder_child(sfd, self->fd, self->p, 4 * PAGE);
+	ASSERT_LT(0, child);
+
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "map %d", child));
+	EXPECT_NE(NULL, strstr(self->out, "         0 " MAP_PICTURE "\n")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_NE(NULL, strstr(self->out, "  vma 0x"));
+	if (own_space_id(sfd)) {
+		snprintf(want, sizeof(want), "space %llu (fd %d): 16 slots\n",
+			 own_space_id(sfd), sfd);
+		EXPECT_NE(NULL, strstr(self->out, want));
+	}
+	EXPECT_NE(NULL, strstr(self->out, "legend: . hole r resident a aliased"));
+	snprintf(want, sizeof(want), "  frame %llu shared by slots 2 3\n",
+		 (unsigned long long)upage_slot(sfd, 2).frame_id);
+	EXPECT_NE(NULL, strstr(self->out, want));
+	EXPECT_EQ(NULL, strstr(self->out, "\033["));
+
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "--color map %d", child));
+	EXPECT_NE(NULL, strstr(self->out, "\033[0;1;97;41mT"));
+
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "-J map %d", child));
+	EXPECT_NE(NULL, strstr(self->out, "\"picture\":\"" MAP_PICTURE "\",\"picture_slots\":16,"));
+	EXPECT_NE(NULL, strstr(self->out, "\"counts\":{\"hole\":3,\"resident\":1,\"aliased\":3,"
+			       "\"cow\":1,\"evicted\":1,\"pinned\":1,\"lazy\":1,\"prot_none\":1,"
+			       "\"prot_read\":1,\"tracked\":1,\"dirty\":1,\"trapped\":1}"));
+	snprintf(want, sizeof(want), "{\"frame_id\":%llu,\"slots\":[4,5]}",
+		 (unsigned long long)upage_slot(sfd, 4).frame_id);
+	EXPECT_NE(NULL, strstr(self->out, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+
+	snprintf(svg, sizeof(svg), "/tmp/upagectl-map-%d.svg", getpid());
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "map %d --svg %s", child, svg));
+	f = fopen(svg, "r");
+	ASSERT_NE(NULL, f);
+	got = fread(self->out, 1, sizeof(self->out) - 1, f);
+	self->out[got] = 0;
+	fclose(f);
+	unlink(svg);
+	EXPECT_EQ(0, strncmp(self->out, "<svg ", 5));
+	EXPECT_EQ(2, count_of(self->out, "<path class=\"link\" data-frame="));
+	EXPECT_EQ(16, count_of(self->out, "<title>slot "));
+	EXPECT_NE(NULL, strstr(self->out, "</svg>\n"));
+
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	munmap((void *)q, 16 * PAGE);
+	close(sfd);
+}
+
+/* map draws 4096 slots one by one, then summarises runs. */
+TEST_F(cli, map_summarises_runs_past_4096_slots)
+{
+	upage_resize_ok(self->fd, 5000);
+	self->p[2 * PAGE] = 'c';
+	upage_alias_ok(self->fd, 4500, 2, 1);
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "map %d", getpid()));
+	EXPECT_NE(NULL, strstr(self->out, "      4032 ......."));
+	EXPECT_EQ(NULL, strstr(self->out, "      4096 "));
+	EXPECT_NE(NULL, strstr(self->out, "  slots 4096-4999 as runs:\n"
+				      "      4096-4499 . hole\n"
+				      "      4500-4500 a aliased\n"
+				      "      4501-4999 . hole\n")) {
+		TH_LOG("%s", self->out);
+	}
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J map %d", getpid()));
+	EXPECT_NE(NULL, strstr(self->out, "\"picture_slots\":4096,\"counts\":{\"hole\":4996,"
+			       "\"resident\":2,\"aliased\":2,"));
+	EXPECT_NE(NULL, strstr(self->out, "\"slots\":[2,4500]}"));
+}
+
+/* map of a process the caller may not ptrace says what is needed. */
+TEST_F(cli, map_needs_ptrace_permission)
+{
+	if (geteuid() == 0)
+		SKIP(return, "root may ptrace every process");
+	EXPECT_EQ(1, run(self->out, sizeof(self->out), "map 1"));
+	EXPECT_NE(NULL, strstr(self->out, "ptrace permission is needed")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "map one"));
+}
+
+/* unload while this space holds the module: refused, the module stays. */
+TEST_F(cli, unload_refused_while_a_space_is_open)
+{
+	char *nl;
+
+	EXPECT_EQ(1, run(self->out, sizeof(self->out), "unload"));
+	if (geteuid() == 0) {
+		EXPECT_NE(NULL, strstr(self->out,
+				       "module upage is in use: close the spaces that hold it"));
+	} else {
+		EXPECT_NE(NULL, strstr(self->out, "Operation not permitted"));
+	}
+	nl = strchr(self->out, '\n');
+	ASSERT_NE(NULL, nl);
+	EXPECT_EQ(0, nl[1]) {
+		TH_LOG("more than one line: %s", self->out);
+	}
+	EXPECT_EQ(0, access("/sys/module/upage", F_OK));
+}
+
+/* load of the loaded module: "already loaded" (root), EPERM (others). */
+TEST_F(cli, load_of_a_loaded_module_is_refused)
+{
+	EXPECT_EQ(1, run(self->out, sizeof(self->out), "load --module " UPAGE_KO));
+	if (geteuid() == 0) {
+		EXPECT_NE(NULL, strstr(self->out, "already loaded"));
+	} else {
+		EXPECT_NE(NULL, strstr(self->out, "Operation not permitted (need root)"));
+	}
+	/* Without --module, the one modprobe would find: the guest has none. */
+	EXPECT_EQ(1, run(self->out, sizeof(self->out), "load"));
+	EXPECT_TRUE(strstr(self->out, "module upage not found for kernel ") ||
+		    strstr(self->out, "already loaded") ||
+		    strstr(self->out, "Operation not permitted (need root)")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "load --bogus"));
+	EXPECT_EQ(1, run(self->out, sizeof(self->out), "load --module /nonexistent.ko"));
+}
+
+/*
+ * A fixture of its own, declared after cli's, so that its test runs after
+ * theirs (the harness runs fixtures in order; plain TESTs come first).
+ */
+FIXTURE(reload) {
+	int unused;
+};
+
+FIXTURE_SETUP(reload)
+{
+}
+
+FIXTURE_TEARDOWN(reload)
+{
+}
+
+/*
+ * Last: unload and load again, as guest-init left it: the module loaded
+ * and /dev/upage with the group and mode the udev rule gave it.
+ */
+TEST_F(reload, module_unload_and_load_again)
+{
+	char out[4096];
+	struct stat st;
+
+	if (geteuid() != 0)
+		SKIP(return, "loading modules needs root");
+	if (access(UPAGE_KO, R_OK))
+		SKIP(return, "no %s", UPAGE_KO);
+	ASSERT_EQ(0, stat("/dev/upage", &st));
+	ASSERT_EQ(0, run(out, sizeof(out), "unload")) {
+		TH_LOG("%s", out);
+	}
+	EXPECT_NE(0, access("/sys/module/upage", F_OK));
+	EXPECT_EQ(1, run(out, sizeof(out), "unload"));
+	EXPECT_NE(NULL, strstr(out, "not loaded"));
+	ASSERT_EQ(0, run(out, sizeof(out), "load --module " UPAGE_KO " max_space_pages=1048576")) {
+		TH_LOG("%s", out);
+	}
+	ASSERT_EQ(0, chown("/dev/upage", st.st_uid, st.st_gid));
+	ASSERT_EQ(0, chmod("/dev/upage", st.st_mode & 07777));
+	ASSERT_EQ(0, run(out, sizeof(out), "info"));
+	EXPECT_NE(NULL, strstr(out, "module loaded\n"));
+	EXPECT_NE(NULL, strstr(out, "version 1\n"));
 }
 
 TEST_HARNESS_MAIN
