@@ -97,14 +97,14 @@ static int __init upage_init(void)
 	if (ret)
 		goto err_store_unmount;
 
-	upage_view_init();
 	ret = misc_register(&upage_misc);
 	if (ret)
-		goto err_view_uninit;
+		goto err_reclaim_uninit;
+	/* Last: nothing after it can fail and free the module under a reader. */
+	upage_view_init();
 	return 0;
 
-err_view_uninit:
-	upage_view_uninit();
+err_reclaim_uninit:
 	upage_reclaim_uninit();
 err_store_unmount:
 	upage_store_unmount();
@@ -115,8 +115,8 @@ err_space_uninit:
 
 static void __exit upage_exit(void)
 {
-	misc_deregister(&upage_misc);
 	upage_view_uninit();
+	misc_deregister(&upage_misc);
 	upage_reclaim_uninit();
 	upage_store_unmount();
 	upage_space_uninit();

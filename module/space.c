@@ -7,7 +7,7 @@
  *
  *	mmap_lock -> space->lock -> page lock -> i_mmap_rwsem -> PTL
  *	page lock -> space->table_lock
- *	upage_view_lock (view.c) -> space->lock, and -> i_mmap_rwsem
+ *	upage_view_lock (view.c) is a leaf: never held with another lock
  *
  * The fault path takes space->lock only without a page lock held (to fill
  * a hole or break a copy-on-write alias), and space->table_lock under a

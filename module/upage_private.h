@@ -188,6 +188,7 @@ struct upage_space {
 	struct upage_user *user;
 	kuid_t owner;
 	struct list_head view_node;
+	unsigned int view_readers;
 	u64 track_gen;
 	struct list_head trap_queue;
 	struct list_head trap_read;

@@ -30,7 +30,7 @@
 #define UPAGE_TRACE_BY_FAULT	0
 #define UPAGE_TRACE_BY_PREFETCH	1
 
-#define upage_trace_space_id(space) ((u64)(space)->inode->i_ino)
+#define upage_trace_space_id(space) ((space)->id)
 
 TRACE_DEFINE_ENUM(UPAGE_RESOLVE_MAP);
 TRACE_DEFINE_ENUM(UPAGE_RESOLVE_COPY);

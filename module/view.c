@@ -5,21 +5,27 @@
  * (upage/spaces). docs/design.md ("Views") gives the formats, which are a
  * contract with upagectl: add lines, never change one.
  *
- * Lock order, on top of space.c's:
+ * Locks: upage_view_lock is a leaf, held only to step along the list of
+ * spaces and to change a reader count, never with another upage lock. A
+ * space is counted under space->lock, then space->table_lock (space.c's
+ * order), and its VMAs walked under i_mmap_rwsem with no space lock held.
  *
- *	upage_view_lock -> space->lock -> space->table_lock
- *	upage_view_lock -> i_mmap_rwsem -> RCU (mm->owner)
+ * upage_view_lock protects the list of live spaces and each space's
+ * view_readers. open() adds a space once it is made, release() takes it
+ * off before it is torn down, both with no other upage lock held. The
+ * debugfs reader holds the lock only to step along the list: to count a
+ * space it takes a reader count and drops the lock, and release() waits
+ * for that space's readers alone. So no user's long hold of their own
+ * space's lock makes the opens and closes of other spaces wait, and a
+ * release waits at most for one count of its own space, which nobody
+ * else holds any more. The order cannot turn round: nothing that holds a
+ * space's lock opens or releases a space (the last fput() of a file runs
+ * later, from task work or a workqueue, or from close() itself with no
+ * upage lock held).
  *
- * upage_view_lock protects the list of live spaces. open() adds a space
- * once it is made, release() takes it off before it is torn down, both
- * with no other upage lock held; the debugfs reader holds the lock for as
- * long as it looks at a space, so that no space it prints is freed under
- * it. The reader sleeps on a space's lock while it holds upage_view_lock,
- * so opens and closes wait for the slowest table change meanwhile; the
- * file is root's, for debugging, and its wait is killable. The order
- * cannot turn round: nothing that holds a space's lock opens or releases
- * a space (the last fput() of a file runs later, from task work or a
- * workqueue, with no lock held).
+ * A space's id is space->id, 64 bits from a counter, never reused while
+ * the module is loaded (an inode number comes from a 32-bit counter that
+ * every pipe and socket shares, and wraps).
  *
  * A view's counts are a snapshot: each space is counted under its own
  * locks, the mappings under i_mmap_rwsem after those are dropped, so a
@@ -36,6 +42,7 @@
 #include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/uidgid.h>
+#include <linux/wait_bit.h>
 
 #include "upage_private.h"
 
@@ -67,9 +74,19 @@ void upage_view_add(struct upage_space *space)
 	mutex_unlock(&upage_view_lock);
 }
 
+/*
+ * Off the list, once no debugfs reader is looking at the space: a reader
+ * counts it with upage_view_lock dropped (upage_view_show()).
+ */
 void upage_view_del(struct upage_space *space)
 {
 	mutex_lock(&upage_view_lock);
+	while (space->view_readers) {
+		mutex_unlock(&upage_view_lock);
+		wait_var_event(&space->view_readers,
+			       !READ_ONCE(space->view_readers));
+		mutex_lock(&upage_view_lock);
+	}
 	list_del(&space->view_node);
 	mutex_unlock(&upage_view_lock);
 }
@@ -159,7 +176,7 @@ void upage_view_show_fdinfo(struct seq_file *m, struct file *file)
 	nr_vmas = upage_view_nr_vmas(mapping);
 	i_mmap_unlock_read(mapping);
 
-	seq_printf(m, "upage_space:\t%lu\n", space->inode->i_ino);
+	seq_printf(m, "upage_space:\t%llu\n", space->id);
 	seq_printf(m, "upage_owner:\t%u\n",
 		   from_kuid_munged(seq_user_ns(m), space->owner));
 	seq_printf(m, "upage_slots:\t%lu\n", c.slots);
@@ -244,7 +261,12 @@ static void upage_view_stop(struct seq_file *m, void *v)
 	mutex_unlock(&upage_view_lock);
 }
 
-/* One space's block; the space stays on the list (and alive) meanwhile. */
+/*
+ * One space's block. upage_view_lock is dropped while the space is
+ * counted, so that opens and closes of other spaces never wait for this
+ * space's lock; the reader count keeps the space on the list, and alive,
+ * meanwhile (upage_view_del() waits for it), so the walk goes on from it.
+ */
 static int upage_view_show(struct seq_file *m, void *v)
 {
 	struct upage_space *space = list_entry(v, struct upage_space,
@@ -254,19 +276,27 @@ static int upage_view_show(struct seq_file *m, void *v)
 	int ret;
 
 	lockdep_assert_held(&upage_view_lock);
+	space->view_readers++;
+	mutex_unlock(&upage_view_lock);
+
 	ret = upage_view_count(space, &c);
-	if (ret)
-		return ret;
-	/* The count and the lines under one hold: they agree. */
-	i_mmap_lock_read(mapping);
-	seq_printf(m, "space %lu owner %u slots %lu resident %lu evicted %lu pinned %lu lazy %lu tracked %lu dirty %lu trapped %lu mappings %lu\n",
-		   space->inode->i_ino,
-		   from_kuid_munged(seq_user_ns(m), space->owner), c.slots,
-		   c.resident, c.evicted, c.pinned, c.lazy, c.tracked, c.dirty,
-		   c.trapped, upage_view_nr_vmas(mapping));
-	upage_view_show_vmas(m, mapping);
-	i_mmap_unlock_read(mapping);
-	return 0;
+	if (!ret) {
+		/* The count and the lines under one hold: they agree. */
+		i_mmap_lock_read(mapping);
+		seq_printf(m, "space %llu owner %u slots %lu resident %lu evicted %lu pinned %lu lazy %lu tracked %lu dirty %lu trapped %lu mappings %lu\n",
+			   space->id,
+			   from_kuid_munged(seq_user_ns(m), space->owner),
+			   c.slots, c.resident, c.evicted, c.pinned, c.lazy,
+			   c.tracked, c.dirty, c.trapped,
+			   upage_view_nr_vmas(mapping));
+		upage_view_show_vmas(m, mapping);
+		i_mmap_unlock_read(mapping);
+	}
+
+	mutex_lock(&upage_view_lock);
+	if (!--space->view_readers)
+		wake_up_var(&space->view_readers);
+	return ret;
 }
 
 static const struct seq_operations upage_view_sops = {

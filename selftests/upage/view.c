@@ -663,4 +663,59 @@ TEST_F(view, views_read_while_spaces_churn)
 	       root ? "" : " (fdinfo only: not root)");
 }
 
+/*
+ * Root's debugfs reader waits, killably, for a busy space's lock; no
+ * other space's open() or close() may wait with it (found by review: the
+ * reader held the list lock across the wait, and open and release take
+ * it uninterruptibly). A long UPAGE_RES_PIN of holes holds space A's lock.
+ */
+#define BUSY_PIN_SLOTS 40000
+
+struct busy_pin {
+	int fd;
+	volatile int done;
+};
+
+static void *busy_pin_thread(void *arg)
+{
+	struct busy_pin *pin = arg;
+
+	upage_pin(pin->fd, 0, BUSY_PIN_SLOTS, NULL);
+	pin->done = 1;
+	return NULL;
+}
+
+static void *busy_reader_thread(void *arg)
+{
+	free(view_spaces_read());
+	return NULL;
+}
+
+TEST(debugfs_reader_on_a_busy_space_holds_up_no_other_open_or_close)
+{
+	struct busy_pin pin = { .done = 0 };
+	pthread_t pt, rt;
+	int fd, done_after;
+
+	if (geteuid() || access(SPACES_FILE, R_OK))
+		SKIP(return, "needs root and %s", SPACES_FILE);
+	upage_open_or_skip(pin.fd);
+	upage_resize_ok(pin.fd, BUSY_PIN_SLOTS);
+
+	ASSERT_EQ(0, pthread_create(&pt, NULL, busy_pin_thread, &pin));
+	usleep(50000);
+	ASSERT_EQ(0, pthread_create(&rt, NULL, busy_reader_thread, NULL));
+	usleep(50000);
+	/* An unrelated space: opened and closed while A's pin still runs. */
+	fd = upage_open(O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	close(fd);
+	done_after = pin.done;
+	pthread_join(pt, NULL);
+	pthread_join(rt, NULL);
+	close(pin.fd);
+	EXPECT_EQ(0, done_after)
+		TH_LOG("the open and close waited for another space's pin");
+}
+
 TEST_HARNESS_MAIN
