@@ -42,7 +42,7 @@ KERNELS ?= 6.1 6.12 debug
 export KERNELS
 
 .PHONY: all module userlib selftests examples tools deps debug-kernel check \
-	demo bench vm soak style sparse install uninstall clean help
+	demo bench vm soak style sparse install uninstall dkms-src dkms-install dkms-uninstall clean help
 
 all: module userlib selftests examples tools
 
@@ -124,6 +124,33 @@ uninstall:
 		$(DESTDIR)$(SYSUSERSDIR)/upage.conf $(DESTDIR)$(MODPROBEDIR)/upage.conf
 	if grep -qs '^uninstall:' man/Makefile; then $(MAKE) -C man uninstall PREFIX=$(PREFIX); fi
 
+# DKMS: the module's sources, Kbuild files and dkms.conf in
+# /usr/src/upage-VERSION, built and installed for KVER (KDIR's release;
+# dkms finds the headers through /lib/modules/KVER/build).
+DKMS_SRC := $(DESTDIR)/usr/src/upage-$(VERSION)
+DKMS_FILES := Kbuild module uapi VERSION
+
+dkms-src:
+	rm -rf $(DKMS_SRC)
+	install -d $(DKMS_SRC)
+	cp -r $(DKMS_FILES) $(DKMS_SRC)/
+	rm -f $(DKMS_SRC)/module/*.o $(DKMS_SRC)/module/*.ko $(DKMS_SRC)/module/.*.cmd \
+		$(DKMS_SRC)/module/*.mod $(DKMS_SRC)/module/*.mod.c \
+		$(DKMS_SRC)/module/modules.order $(DKMS_SRC)/module/Module.symvers
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf >$(DKMS_SRC)/dkms.conf
+
+dkms-install: dkms-src
+	@test -n "$(KVER)" || { echo "no kernel release in $(KDIR)"; exit 1; }
+	# Added once; later runs (another kernel) only build and install.
+	[ -e /var/lib/dkms/upage/$(VERSION) ] || dkms add -m upage -v $(VERSION)
+	dkms build -m upage -v $(VERSION) -k $(KVER)
+	dkms install -m upage -v $(VERSION) -k $(KVER)
+
+# Removes upage VERSION from dkms for every kernel, and its sources.
+dkms-uninstall:
+	-dkms remove -m upage -v $(VERSION) --all
+	rm -rf $(DKMS_SRC)
+
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	rm -rf $(BUILD)
@@ -139,4 +166,5 @@ help:
 	@echo "make deps       install packages, fetch kernels (also run by check/demo)"
 	@echo "make debug-kernel   build the debug kernel (cached)"
 	@echo "make install [DESTDIR=] [PREFIX=/usr/local] [KDIR=]   and make uninstall"
+	@echo "make dkms-install [KDIR=]   and make dkms-uninstall: the module through dkms"
 	@echo "make style | sparse | clean"
