@@ -18,7 +18,7 @@ export BUILD
 
 # The package's version, one place: dkms.conf, the module's MODULE_VERSION
 # and debian/changelog (make deb checks it) follow it.
-VERSION := $(shell cat $(CURDIR)/VERSION)
+UPAGE_VERSION := $(shell cat $(CURDIR)/VERSION)
 
 # make install: DESTDIR stages, PREFIX=/usr for packagers. LIBDIR is
 # Debian's multiarch directory when the compiler names one.
@@ -42,7 +42,7 @@ KERNELS ?= 6.1 6.12 debug
 export KERNELS
 
 .PHONY: all module userlib selftests examples tools deps debug-kernel check \
-	demo bench vm soak style sparse install uninstall dkms-src dkms-install dkms-uninstall clean help
+	demo bench vm soak style sparse install install-module install-user uninstall uninstall-module uninstall-user dkms-src dkms-install dkms-uninstall dkms-check deb clean help
 
 all: module userlib selftests examples tools
 
@@ -81,7 +81,12 @@ bench: deps
 
 # One kernel, some suites: make vm KERNEL=6.12 SUITES="smoke"
 vm: deps
-	scripts/check --kernel $(or $(KERNEL),6.1) $(if $(SUITES),--suites "$(SUITES)") --no-selftest
+	scripts/check --kernel $(or $(KERNEL),6.1) $(if $(SUITES),--suites "$(SUITES)") --no-selftest --no-packaging
+
+# The packaging checks alone (also part of make check): dkms and make
+# install on the 6.1 and 6.12 guests.
+dkms-check: deps
+	scripts/dkms-check
 
 # The model fuzzer on one kernel for MINUTES minutes, a fresh seed per run:
 # make soak MINUTES=30 KERNEL=debug
@@ -94,16 +99,22 @@ style:
 sparse:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) C=2 modules
 
+# install = install-module + install-user; the Debian packages use
+# install-user (the module reaches them through DKMS).
+install: install-module install-user
+
 # The module goes to /lib/modules/KVER/updates, where modprobe prefers it
 # over a module of the same name that came with the kernel (depmod.d's
 # default search order); 6.12's kbuild picks updates/ by itself, 6.1's
 # would pick extra/. depmod runs on DESTDIR's tree for KVER.
-install: module userlib tools
+install-module: module
 	@test -n "$(KVER)" || { echo "no kernel release in $(KDIR)"; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) KERNELRELEASE=$(KVER) \
 		INSTALL_MOD_PATH=$(DESTDIR) INSTALL_MOD_DIR=updates \
 		DEPMOD=true modules_install
 	depmod -b $(or $(DESTDIR),/) $(KVER)
+
+install-user: userlib tools
 	$(MAKE) -C userlib install PREFIX=$(PREFIX) LIBDIR=$(LIBDIR)
 	install -D -m 0755 $(BUILD)/tools/upagectl $(DESTDIR)$(SBINDIR)/upagectl
 	install -D -m 0644 udev/60-upage.rules $(DESTDIR)$(UDEVRULESDIR)/60-upage.rules
@@ -114,11 +125,15 @@ install: module userlib tools
 # Removes what install put, and nothing else. kbuild compresses the
 # module as the kernel's config says (6.12: upage.ko.xz).
 KO_SUFFIXES := "" .gz .xz .zst
-uninstall:
+uninstall: uninstall-module uninstall-user
+
+uninstall-module:
 	@test -n "$(KVER)" || { echo "no kernel release in $(KDIR)"; exit 1; }
 	rm -f $(addprefix $(DESTDIR)/lib/modules/$(KVER)/updates/module/upage.ko,$(KO_SUFFIXES))
 	-rmdir $(DESTDIR)/lib/modules/$(KVER)/updates/module $(DESTDIR)/lib/modules/$(KVER)/updates 2>/dev/null
 	if [ -d $(DESTDIR)/lib/modules/$(KVER) ]; then depmod -b $(or $(DESTDIR),/) $(KVER); fi
+
+uninstall-user:
 	$(MAKE) -C userlib uninstall PREFIX=$(PREFIX) LIBDIR=$(LIBDIR)
 	rm -f $(DESTDIR)$(SBINDIR)/upagectl $(DESTDIR)$(UDEVRULESDIR)/60-upage.rules \
 		$(DESTDIR)$(SYSUSERSDIR)/upage.conf $(DESTDIR)$(MODPROBEDIR)/upage.conf
@@ -127,7 +142,7 @@ uninstall:
 # DKMS: the module's sources, Kbuild files and dkms.conf in
 # /usr/src/upage-VERSION, built and installed for KVER (KDIR's release;
 # dkms finds the headers through /lib/modules/KVER/build).
-DKMS_SRC := $(DESTDIR)/usr/src/upage-$(VERSION)
+DKMS_SRC := $(DESTDIR)/usr/src/upage-$(UPAGE_VERSION)
 DKMS_FILES := Kbuild module uapi VERSION
 
 dkms-src:
@@ -137,19 +152,24 @@ dkms-src:
 	rm -f $(DKMS_SRC)/module/*.o $(DKMS_SRC)/module/*.ko $(DKMS_SRC)/module/.*.cmd \
 		$(DKMS_SRC)/module/*.mod $(DKMS_SRC)/module/*.mod.c \
 		$(DKMS_SRC)/module/modules.order $(DKMS_SRC)/module/Module.symvers
-	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf >$(DKMS_SRC)/dkms.conf
+	sed 's/#MODULE_VERSION#/$(UPAGE_VERSION)/' dkms.conf >$(DKMS_SRC)/dkms.conf
 
 dkms-install: dkms-src
 	@test -n "$(KVER)" || { echo "no kernel release in $(KDIR)"; exit 1; }
 	# Added once; later runs (another kernel) only build and install.
-	[ -e /var/lib/dkms/upage/$(VERSION) ] || dkms add -m upage -v $(VERSION)
-	dkms build -m upage -v $(VERSION) -k $(KVER)
-	dkms install -m upage -v $(VERSION) -k $(KVER)
+	[ -e /var/lib/dkms/upage/$(UPAGE_VERSION) ] || dkms add -m upage -v $(UPAGE_VERSION)
+	dkms build -m upage -v $(UPAGE_VERSION) -k $(KVER)
+	dkms install -m upage -v $(UPAGE_VERSION) -k $(KVER)
 
 # Removes upage VERSION from dkms for every kernel, and its sources.
 dkms-uninstall:
-	-dkms remove -m upage -v $(VERSION) --all
+	-dkms remove -m upage -v $(UPAGE_VERSION) --all
 	rm -rf $(DKMS_SRC)
+
+# Debian packages from a copy of the tree: $(BUILD)/deb/*.deb, lintian's
+# report in $(BUILD)/deb/lintian.txt (scripts/deb).
+deb:
+	scripts/deb
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
@@ -167,4 +187,5 @@ help:
 	@echo "make debug-kernel   build the debug kernel (cached)"
 	@echo "make install [DESTDIR=] [PREFIX=/usr/local] [KDIR=]   and make uninstall"
 	@echo "make dkms-install [KDIR=]   and make dkms-uninstall: the module through dkms"
+	@echo "make deb        Debian packages in $(BUILD)/deb, lintian's report in lintian.txt there"
 	@echo "make style | sparse | clean"
