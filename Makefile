@@ -42,7 +42,9 @@ KERNELS ?= 6.1 6.12 debug
 export KERNELS
 
 .PHONY: all module userlib selftests examples tools deps debug-kernel check \
-	demo bench vm soak style sparse install install-module install-user uninstall uninstall-module uninstall-user dkms-src dkms-install dkms-uninstall dkms-check deb clean help
+	demo bench vm soak style sparse install install-module install-user \
+	uninstall uninstall-module uninstall-user dkms-src dkms-install \
+	dkms-uninstall dkms-check deb clean help
 
 all: module userlib selftests examples tools
 
@@ -86,7 +88,7 @@ vm: deps
 # The packaging checks alone (also part of make check): dkms and make
 # install on the 6.1 and 6.12 guests.
 dkms-check: deps
-	scripts/dkms-check
+	UPAGE_BUILD=$(BUILD) scripts/dkms-check
 
 # The model fuzzer on one kernel for MINUTES minutes, a fresh seed per run:
 # make soak MINUTES=30 KERNEL=debug
@@ -154,9 +156,9 @@ dkms-src:
 		$(DKMS_SRC)/module/modules.order $(DKMS_SRC)/module/Module.symvers
 	sed 's/#MODULE_VERSION#/$(UPAGE_VERSION)/' dkms.conf >$(DKMS_SRC)/dkms.conf
 
+# dkms add happens once; a later run (another kernel) builds and installs.
 dkms-install: dkms-src
 	@test -n "$(KVER)" || { echo "no kernel release in $(KDIR)"; exit 1; }
-	# Added once; later runs (another kernel) only build and install.
 	[ -e /var/lib/dkms/upage/$(UPAGE_VERSION) ] || dkms add -m upage -v $(UPAGE_VERSION)
 	dkms build -m upage -v $(UPAGE_VERSION) -k $(KVER)
 	dkms install -m upage -v $(UPAGE_VERSION) -k $(KVER)
@@ -169,7 +171,7 @@ dkms-uninstall:
 # Debian packages from a copy of the tree: $(BUILD)/deb/*.deb, lintian's
 # report in $(BUILD)/deb/lintian.txt (scripts/deb).
 deb:
-	scripts/deb
+	UPAGE_BUILD=$(BUILD) scripts/deb
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
