@@ -127,3 +127,4 @@ module_exit(upage_exit);
 
 MODULE_DESCRIPTION("upage: userspace control of the physical pages behind a mapping");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(UPAGE_VERSION);
