@@ -64,8 +64,8 @@
 #define upage_mutant_rollback() false
 #endif
 
-/* Unmap changed slots run by run up to this many runs, else their span. */
-#define UPAGE_EDIT_MAX_RUNS	16
+/* Unmap calls between two looks at the scheduler. */
+#define UPAGE_EDIT_UNMAP_RESCHED	64
 /* Slots a batch edits between two looks at the scheduler and signals. */
 #define UPAGE_EDIT_RESCHED	1024
 
@@ -477,31 +477,63 @@ static int upage_cmp_pgoff(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Unmap the changed slots: run by run when they are few, else the span. */
+/*
+ * May the unmap of two runs of changed slots span the slots between them?
+ * Only if those hold at most upage_unmap_gap_frames frames: a slot with
+ * no frame cannot be mapped (a hole fills on its first fault), so with the
+ * default of 0 a merge costs no refault and saves an unmap call (a walk of
+ * the mapping's VMAs and a TLB flush per VMA). space->lock keeps holes
+ * holes; the frame pointers are only tested, never followed.
+ */
+static bool upage_edit_gap_is_cheap(struct upage_space *space, pgoff_t from,
+				    pgoff_t to)
+{
+	unsigned long frames = 0;
+	pgoff_t i;
+
+	lockdep_assert_held(&space->lock);
+	for (i = from; i < to; i++) {
+		if (READ_ONCE(space->slots[i].frame) &&
+		    ++frames > upage_unmap_gap_frames)
+			return false;
+		if (!((i - from + 1) % 4096))
+			cond_resched();
+	}
+	return true;
+}
+
+/*
+ * Unmap exactly the changed slots, run by run, so that no page the batch
+ * left alone faults again (a span unmap of 64 scattered discards made a
+ * whole buffer pool fault back in); runs are joined only across slots
+ * that cannot be mapped (upage_edit_gap_is_cheap()).
+ */
 static void upage_edit_unmap(struct upage_edit_ctx *ctx)
 {
-	pgoff_t *idx = ctx->runs, start;
-	size_t i, nr_runs = 1;
+	struct upage_space *space = ctx->space;
+	pgoff_t *idx = ctx->runs;
+	size_t i, n = 0, start, calls = 0;
 
 	if (!ctx->nr_undo)
 		return;
 	for (i = 0; i < ctx->nr_undo; i++)
 		idx[i] = ctx->undo[i].idx;
 	sort(idx, ctx->nr_undo, sizeof(*idx), upage_cmp_pgoff, NULL);
-	for (i = 1; i < ctx->nr_undo; i++)
-		nr_runs += idx[i] != idx[i - 1] + 1;
+	/* A slot an op changed twice is in the undo log twice. */
+	for (i = 0; i < ctx->nr_undo; i++)
+		if (!n || idx[i] != idx[n - 1])
+			idx[n++] = idx[i];
 
-	if (nr_runs > UPAGE_EDIT_MAX_RUNS) {
-		upage_space_unmap(ctx->space, idx[0],
-				  idx[ctx->nr_undo - 1] - idx[0] + 1);
-		return;
-	}
 	start = 0;
-	for (i = 1; i <= ctx->nr_undo; i++) {
-		if (i < ctx->nr_undo && idx[i] == idx[i - 1] + 1)
+	for (i = 1; i <= n; i++) {
+		if (i < n && (idx[i] == idx[i - 1] + 1 ||
+			      upage_edit_gap_is_cheap(space, idx[i - 1] + 1,
+						      idx[i])))
 			continue;
-		upage_space_unmap(ctx->space, idx[start], idx[i - 1] - idx[start] + 1);
+		upage_space_unmap(space, idx[start], idx[i - 1] - idx[start] + 1);
 		start = i;
+		if (!(++calls % UPAGE_EDIT_UNMAP_RESCHED))
+			cond_resched();
 	}
 }
 

@@ -23,6 +23,10 @@ unsigned long upage_max_user_pages = 1UL << 20;
 module_param_named(max_user_pages, upage_max_user_pages, ulong, 0644);
 MODULE_PARM_DESC(max_user_pages, "Most resident frames the spaces one user opened may hold (default 1M = 4 GiB)");
 
+unsigned int upage_unmap_gap_frames;
+module_param_named(unmap_gap_frames, upage_unmap_gap_frames, uint, 0644);
+MODULE_PARM_DESC(unmap_gap_frames, "Frames an edit's unmap may span between two changed runs, to save an unmap call at the price of refaults (default 0: only slots that cannot be mapped)");
+
 static int upage_fops_open(struct inode *inode, struct file *file)
 {
 	struct upage_space *space;

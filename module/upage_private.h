@@ -230,6 +230,7 @@ struct upage_slot_state {
 /* Module parameters (main.c). */
 extern unsigned long upage_max_space_pages;
 extern unsigned long upage_max_total_pages;
+extern unsigned int upage_unmap_gap_frames;
 extern unsigned long upage_max_user_pages;
 
 /* space.c */
