@@ -7,10 +7,15 @@
  * says, its map draws each slot state as documented, and it loads and
  * unloads the module only for root, never while a space holds it.
  */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "upage_utils.h"
 
@@ -440,6 +445,34 @@ TEST_F(cli, spaces_parses_debugfs_and_fdinfo)
 		     "\"mappers\":[{\"pid\":123,\"start\":139637976727552,\"end\":139637976735744,"
 		     "\"pgoff\":2,\"prot\":\"rw-s\"}],\"mappers_more\":0}],\"unattributed\":[]}\n",
 		     self->out);
+
+	/*
+	 * Process 124 holds space 6161, which counts one mapping, and maps two
+	 * /dev/upage VMAs: one maps a space it closed, and which one /proc
+	 * cannot tell. Neither is 6161's.
+	 */
+	snprintf(path, sizeof(path), "%s/124", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/124/fd", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/124/fdinfo", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/124/fd/3", dir);
+	ASSERT_EQ(0, symlink("/dev/upage", path));
+	snprintf(path, sizeof(path), "%s/124/fdinfo/3", dir);
+	write_file(path, "pos:\t0\nupage_space:\t6161\nupage_mappings:\t1\n");
+	snprintf(path, sizeof(path), "%s/124/maps", dir);
+	write_file(path, "7f0000020000-7f0000021000 rw-s 00000000 00:05 13 /dev/upage\n"
+		   "7f0000030000-7f0000031000 rw-s 00000000 00:05 14 /dev/upage\n");
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
+	EXPECT_NE(NULL, strstr(self->out, "\"mappings\":1,\"holders\":[{\"pid\":124,\"fd\":3}],"
+			       "\"mappers\":[],")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_NE(NULL, strstr(self->out, "\"unattributed\":[{\"pid\":124,\"start\":139637976858624,")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_NE(NULL, strstr(self->out, "\"pid\":123,\"start\":139637976727552,"));
 	unsetenv("UPAGE_PROC");
 	unsetenv("UPAGE_DEBUGFS");
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
@@ -602,6 +635,151 @@ TEST_F(cli, map_summarises_runs_past_4096_slots)
 	EXPECT_NE(NULL, strstr(self->out, "\"picture_slots\":4096,\"counts\":{\"hole\":4996,"
 			       "\"resident\":2,\"aliased\":2,"));
 	EXPECT_NE(NULL, strstr(self->out, "\"slots\":[2,4500]}"));
+}
+
+/* What closed_space_child() made: space A held and mapped, B only mapped. */
+struct closed_space {
+	unsigned long long a_id, b_id, a_start, b_start;
+};
+
+/*
+ * A child that holds space A (4 slots, mapped) and maps space B (2 slots)
+ * whose descriptor it closed, waiting to be killed; *@cs says which.
+ */
+static pid_t closed_space_child(int fd, volatile char *p, size_t len,
+				struct closed_space *cs)
+{
+	int sync[2], afd, bfd;
+	char *a, *b;
+	pid_t pid;
+
+	if (pipe(sync))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(fd);
+		munmap((void *)p, len);
+		close(sync[0]);
+		afd = upage_open(O_CLOEXEC);
+		bfd = upage_open(O_CLOEXEC);
+		if (afd < 0 || bfd < 0 || upage_resize(afd, 4, NULL) ||
+		    upage_resize(bfd, 2, NULL))
+			_exit(1);
+		a = upage_map(afd, 0, 4, MAP_SHARED);
+		b = upage_map(bfd, 0, 2, MAP_SHARED);
+		if (!a || !b)
+			_exit(1);
+		*cs = (struct closed_space){
+			own_space_id(afd), own_space_id(bfd),
+			(uintptr_t)a, (uintptr_t)b,
+		};
+		close(bfd);
+		if (write(sync[1], cs, sizeof(*cs)) != sizeof(*cs))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(sync[1]);
+	if (pid > 0 && read(sync[0], cs, sizeof(*cs)) != sizeof(*cs)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pid = -1;
+	}
+	close(sync[0]);
+	return pid;
+}
+
+/*
+ * A space a process maps but no longer holds is never drawn as the one
+ * it holds: with debugfs (root) its VMA is unattributed and the held
+ * space's VMA is under it; without, the held space's fdinfo counts one
+ * mapping against two VMAs, so neither is attributed.
+ */
+TEST_F(cli, map_keeps_a_closed_space_apart)
+{
+	bool debugfs = !access("/sys/kernel/debug/upage/spaces", R_OK);
+	struct closed_space cs;
+	char want[256];
+	const char *row, *end;
+	pid_t child;
+
+	child = closed_space_child(self->fd, self->p, 4 * PAGE, &cs);
+	ASSERT_LT(0, child);
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "map %d", child));
+	EXPECT_NE(NULL, strstr(self->out, "holds 1 space\n"));
+	snprintf(want, sizeof(want), "  ? vma 0x%llx-", cs.b_start);
+	EXPECT_NE(NULL, strstr(self->out, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+	snprintf(want, sizeof(want), "  vma 0x%llx-", cs.b_start);
+	EXPECT_EQ(NULL, strstr(self->out, want)) {
+		TH_LOG("%s", self->out);
+	}
+	snprintf(want, sizeof(want), "%s vma 0x%llx-", debugfs ? " " : "  ?",
+		 cs.a_start);
+	EXPECT_NE(NULL, strstr(self->out, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "-J map %d", child));
+	snprintf(want, sizeof(want), "\"unattributed\":[");
+	row = strstr(self->out, want);
+	ASSERT_NE(NULL, row);
+	snprintf(want, sizeof(want), "{\"start\":%llu,", cs.b_start);
+	EXPECT_NE(NULL, strstr(row, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+
+	/* spaces: B's VMA is not in A's row. */
+	if (cs.a_id) {
+		EXPECT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
+		snprintf(want, sizeof(want), "{\"id\":%llu,", cs.a_id);
+		row = strstr(self->out, want);
+		ASSERT_NE(NULL, row);
+		end = strstr(row, "\"mappers_more\"");
+		ASSERT_NE(NULL, end);
+		snprintf(want, sizeof(want), "{\"pid\":%d,\"start\":%llu,", child,
+			 cs.b_start);
+		EXPECT_NE(NULL, strstr(self->out, want));
+		row = strstr(row, want);
+		EXPECT_TRUE(!row || row > end) {
+			TH_LOG("B's VMA under A: %s", self->out);
+		}
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
+/*
+ * Without kcmp (ENOSYS, as a seccomp filter makes it here), map still
+ * draws a space held through two descriptors once: by its space id.
+ */
+TEST_F(cli, map_draws_a_space_once_without_kcmp)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_kcmp, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(filter) / sizeof(filter[0]),
+		.filter = filter,
+	};
+	int dup;
+
+	if (!own_space_id(self->fd))
+		SKIP(return, "the module prints no space id in fdinfo");
+	dup = fcntl(self->fd, F_DUPFD_CLOEXEC, 0);
+	ASSERT_LE(0, dup);
+	ASSERT_EQ(0, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	ASSERT_EQ(0, prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog));
+	EXPECT_EQ(-1, syscall(SYS_kcmp, getpid(), getpid(), 0, self->fd, dup));
+	EXPECT_EQ(ENOSYS, errno);
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "map %d", getpid()));
+	EXPECT_NE(NULL, strstr(self->out, "holds 1 space\n")) {
+		TH_LOG("%s", self->out);
+	}
+	close(dup);
 }
 
 /* map of a process the caller may not ptrace says what is needed. */
