@@ -46,6 +46,14 @@ run(char *out, size_t len, const char *fmt, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The number of slots of space @fd; 0 if UPAGE_STATS fails. */
+static uint64_t upage_stats_pages(int fd)
+{
+	struct upage_stats st;
+
+	return upage_stats(fd, &st) ? 0 : st.out_pages;
+}
+
 /* Run upagectl on this process's @fd with @args; its output in @out. */
 static int ctl(int fd, const char *args, char *out, size_t len)
 {
@@ -147,6 +155,60 @@ TEST_F(cli, bad_input_is_usage_error)
 	EXPECT_EQ(2, ctl(self->fd, "frobnicate 1 2", self->out,
 			 sizeof(self->out)));
 	EXPECT_NE(NULL, strstr(self->out, "unknown command"));
+	/* Without -f, an unknown command is still named as one. */
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "frobnicate"));
+	EXPECT_STREQ("upagectl: unknown command 'frobnicate'\n", self->out);
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "stats"));
+	EXPECT_NE(NULL, strstr(self->out, "stats needs -f FD"));
+}
+
+/* A wrong number of arguments: that command's usage line, exit 2. */
+TEST_F(cli, wrong_argument_count_prints_the_usage_line)
+{
+	EXPECT_EQ(2, ctl(self->fd, "stats 1", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-J] [-p PID] -f FD stats\n", self->out);
+	EXPECT_EQ(2, ctl(self->fd, "query", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-J] [-p PID] -f FD query FIRST [N]\n",
+		     self->out);
+	EXPECT_EQ(2, ctl(self->fd, "resize 1 2", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-p PID] -f FD resize PAGES\n", self->out);
+	EXPECT_EQ(2, ctl(self->fd, "swap 1", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-p PID] -f FD alias|alias-cow|move|swap DST SRC [N]\n",
+		     self->out);
+	EXPECT_EQ(4, upage_stats_pages(self->fd));
+}
+
+/* A number with a sign or a blank, or a PID or fd past int: exit 2. */
+TEST_F(cli, out_of_range_numbers_are_usage_errors)
+{
+	EXPECT_EQ(2, ctl(self->fd, "query ' -1'", self->out, sizeof(self->out)));
+	EXPECT_STREQ("upagectl: bad slot ' -1': not a number\n", self->out);
+	EXPECT_EQ(2, ctl(self->fd, "resize +8", self->out, sizeof(self->out)));
+	EXPECT_STREQ("upagectl: bad size '+8': not a number\n", self->out);
+	/* 2^32 + fd would be this fd once cast to int. */
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "-p %d -f %llu resize 8",
+			 getpid(), (1ULL << 32) + self->fd));
+	EXPECT_NE(NULL, strstr(self->out, "': at most 2147483647\n"));
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "-p %llu -f %d resize 8",
+			 (1ULL << 32) + getpid(), self->fd));
+	EXPECT_NE(NULL, strstr(self->out, "bad pid '"));
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "map 4294967297"));
+	EXPECT_EQ(4, upage_stats_pages(self->fd));
+}
+
+/* -h prints the usage on standard output and succeeds. */
+TEST_F(cli, help_is_not_an_error)
+{
+	/* run() adds "2>&1": "|| exit $?" keeps it off upagectl's own. */
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "--help 2>&1 >/dev/null || exit $?"));
+	EXPECT_STREQ("", self->out);
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "-h 2>/dev/null || exit $?"));
+	EXPECT_EQ(0, strncmp(self->out, "usage: upagectl load ", 21));
+	EXPECT_NE(NULL, strstr(self->out, "\n       upagectl -h|--help\n"));
+	EXPECT_EQ(NULL, strstr(self->out, "[-J] load"));
+	/* A bad option: the same on standard error, exit 2. */
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "--bogus 2>&1 >/dev/null || exit $?"));
+	EXPECT_NE(NULL, strstr(self->out, "usage: upagectl load "));
 }
 
 /* track and dirty list the slots another process wrote, as ranges. */
@@ -237,7 +299,8 @@ TEST_F(cli, residency_commands_change_the_slots)
 	EXPECT_EQ(1, ctl(self->fd, "pin 3 2", self->out, sizeof(self->out)));
 	EXPECT_NE(NULL, strstr(self->out, "upagectl: pin: Invalid argument: "));
 	EXPECT_EQ(2, ctl(self->fd, "evict 0", self->out, sizeof(self->out)));
-	EXPECT_NE(NULL, strstr(self->out, "usage:"));
+	EXPECT_STREQ("usage: upagectl [-p PID] -f FD evict|prefetch|discard|pin|unpin|lazy-free FIRST N\n",
+		     self->out);
 }
 
 /* resolve lifts traps with "lift"; trap-timeout takes milliseconds. */

@@ -404,8 +404,8 @@ int cmd_map(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[2], "--svg"))
 		svg = argv[3];
 	else if (argc != 2)
-		usage();
-	pid = (pid_t)parse_u64("bad pid '%s': not a number", argv[1]);
+		command_usage(argv[0]);
+	pid = parse_int("pid", argv[1]);
 	nr = take_spaces(pid, &sp, &copies);
 	nr_rest = attribute_vmas(pid, sp, nr, &rest);
 	if (svg && svg_write(svg, pid, sp, nr))

@@ -315,9 +315,8 @@ int cmd_spaces(int argc, char **argv)
 	bool debugfs;
 	int i;
 
-	(void)argv;
 	if (argc != 1)
-		usage();
+		command_usage(argv[0]);
 	debugfs = read_debugfs();
 	scan_proc(debugfs);
 	if (opt_json) {

@@ -22,10 +22,12 @@ extern const char *cmd_name;
 
 /* Errors: one line, "upagectl: <what>: <strerror>: <what to do>". */
 void __attribute__((noreturn)) usage(void);
+void __attribute__((noreturn)) command_usage(const char *name);
 void __attribute__((noreturn, format(printf, 1, 2))) bad_usage(const char *fmt, ...);
 void __attribute__((noreturn)) fail(const char *what, int err, const char *todo);
 void __attribute__((noreturn)) refused(int ret);
 uint64_t parse_u64(const char *what, const char *s);
+int parse_int(const char *name, const char *s);
 
 /* Paths the tests may redirect (UPAGE_PROC, UPAGE_DEBUGFS, UPAGE_SYSMOD). */
 const char *proc_root(void);
