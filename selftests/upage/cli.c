@@ -282,7 +282,7 @@ TEST_F(cli, residency_commands_change_the_slots)
 {
 	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
 	ASSERT_EQ(0, ctl(self->fd, "evict 0 2", self->out, sizeof(self->out)));
-	EXPECT_STREQ("evict: 2 of 2 slots\n", self->out);
+	EXPECT_STREQ("evict: 2 frames (of 2 slots)\n", self->out);
 	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 1).state);
 	ASSERT_EQ(0, ctl(self->fd, "prefetch 0 1", self->out, sizeof(self->out)));
 	EXPECT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, 0).state);
@@ -340,6 +340,17 @@ TEST_F(cli, store_gives_the_space_a_file)
 	ASSERT_EQ(0, ctl(self->fd, args, self->out, sizeof(self->out)));
 	ASSERT_EQ(0, ctl(self->fd, "evict 0 1", self->out, sizeof(self->out)));
 	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 0).state);
+	/* Another store while a frame is evicted: EBUSY, and why. */
+	snprintf(args, sizeof(args), "store %s 4096", path);
+	EXPECT_EQ(1, ctl(self->fd, args, self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "upagectl: store: Device or resource busy: "
+			       "a frame of the space is evicted or being written out")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_EQ(1, ctl(self->fd, "store /dev/null", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "upagectl: store: Invalid argument: not a regular file")) {
+		TH_LOG("%s", self->out);
+	}
 	EXPECT_EQ('a', self->p[0]);
 	unlink(path);
 	EXPECT_EQ(1, ctl(self->fd, "store /nonexistent/store", self->out,

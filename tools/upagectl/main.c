@@ -134,9 +134,31 @@ void fail(const char *what, int err, const char *todo)
 	exit(1);
 }
 
-/* What each documented errno means for the call that returned it. */
-static const char *explain(int err)
+/*
+ * What UPAGE_STORE's errnos mean (module/store.c): the file upagectl
+ * opened read-write is checked, then the space for evicted frames and
+ * writes in flight. A queued punch of the old store is waited for, never
+ * returned.
+ */
+static const char *explain_store(int err)
 {
+	switch (err) {
+	case EBUSY:
+		return "a frame of the space is evicted or being written out: prefetch the evicted slots first";
+	case EINVAL:
+		return "not a regular file, opened with O_APPEND or O_DIRECT, or OFFSET not page-aligned or too large for the largest space";
+	case EBADF:
+		return "the file cannot be both read and written";
+	default:
+		return NULL;
+	}
+}
+
+/* What each documented errno means for the call that returned it. */
+static const char *explain(const char *cmd, int err)
+{
+	if (!strcmp(cmd, "store") && explain_store(err))
+		return explain_store(err);
 	switch (err) {
 	case EINVAL:
 		return "a slot range is empty, overflows, lies beyond the space's size, or overlaps";
@@ -156,8 +178,6 @@ static const char *explain(int err)
 		return "the module does not know a non-zero field of the struct";
 	case ENOENT:
 		return "no such slot or mapping";
-	case ENODEV:
-		return "the space has no store: give it one with upagectl store";
 	case EIO:
 		return "the store could not be read or written";
 	default:
@@ -168,7 +188,7 @@ static const char *explain(int err)
 /* Report a refused call and exit 1. */
 void refused(int ret)
 {
-	fail(cmd_name, -ret, explain(-ret));
+	fail(cmd_name, -ret, explain(cmd_name, -ret));
 }
 
 uint64_t parse_u64(const char *what, const char *s)
@@ -496,8 +516,10 @@ static int cmd_dirty(int fd, int argc, char **argv)
 	if (opt_json) {
 		json_end_array();
 		json_end();
+		json_finish();
+	} else {
+		printf("\n");
 	}
-	printf("\n");
 	free(bits);
 	return 0;
 }
@@ -565,8 +587,9 @@ static int cmd_residency(int fd, int argc, char **argv)
 	ret = ops[i].fn(fd, first, n, &done);
 	if (ret)
 		refused(ret);
-	printf("%s: %llu of %llu slots\n", argv[0], (unsigned long long)done,
-	       (unsigned long long)n);
+	/* done counts frames, not slots: fewer is no partial failure. */
+	printf("%s: %llu frames (of %llu slots)\n", argv[0],
+	       (unsigned long long)done, (unsigned long long)n);
 	return 0;
 }
 
