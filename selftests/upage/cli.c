@@ -7,10 +7,15 @@
  * says, its map draws each slot state as documented, and it loads and
  * unloads the module only for root, never while a space holds it.
  */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "upage_utils.h"
 
@@ -39,6 +44,14 @@ run(char *out, size_t len, const char *fmt, ...)
 	out[got] = 0;
 	status = pclose(f);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The number of slots of space @fd; 0 if UPAGE_STATS fails. */
+static uint64_t upage_stats_pages(int fd)
+{
+	struct upage_stats st;
+
+	return upage_stats(fd, &st) ? 0 : st.out_pages;
 }
 
 /* Run upagectl on this process's @fd with @args; its output in @out. */
@@ -142,6 +155,60 @@ TEST_F(cli, bad_input_is_usage_error)
 	EXPECT_EQ(2, ctl(self->fd, "frobnicate 1 2", self->out,
 			 sizeof(self->out)));
 	EXPECT_NE(NULL, strstr(self->out, "unknown command"));
+	/* Without -f, an unknown command is still named as one. */
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "frobnicate"));
+	EXPECT_STREQ("upagectl: unknown command 'frobnicate'\n", self->out);
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "stats"));
+	EXPECT_NE(NULL, strstr(self->out, "stats needs -f FD"));
+}
+
+/* A wrong number of arguments: that command's usage line, exit 2. */
+TEST_F(cli, wrong_argument_count_prints_the_usage_line)
+{
+	EXPECT_EQ(2, ctl(self->fd, "stats 1", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-J] [-p PID] -f FD stats\n", self->out);
+	EXPECT_EQ(2, ctl(self->fd, "query", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-J] [-p PID] -f FD query FIRST [N]\n",
+		     self->out);
+	EXPECT_EQ(2, ctl(self->fd, "resize 1 2", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-p PID] -f FD resize PAGES\n", self->out);
+	EXPECT_EQ(2, ctl(self->fd, "swap 1", self->out, sizeof(self->out)));
+	EXPECT_STREQ("usage: upagectl [-p PID] -f FD alias|alias-cow|move|swap DST SRC [N]\n",
+		     self->out);
+	EXPECT_EQ(4, upage_stats_pages(self->fd));
+}
+
+/* A number with a sign or a blank, or a PID or fd past int: exit 2. */
+TEST_F(cli, out_of_range_numbers_are_usage_errors)
+{
+	EXPECT_EQ(2, ctl(self->fd, "query ' -1'", self->out, sizeof(self->out)));
+	EXPECT_STREQ("upagectl: bad slot ' -1': not a number\n", self->out);
+	EXPECT_EQ(2, ctl(self->fd, "resize +8", self->out, sizeof(self->out)));
+	EXPECT_STREQ("upagectl: bad size '+8': not a number\n", self->out);
+	/* 2^32 + fd would be this fd once cast to int. */
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "-p %d -f %llu resize 8",
+			 getpid(), (1ULL << 32) + self->fd));
+	EXPECT_NE(NULL, strstr(self->out, "': at most 2147483647\n"));
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "-p %llu -f %d resize 8",
+			 (1ULL << 32) + getpid(), self->fd));
+	EXPECT_NE(NULL, strstr(self->out, "bad pid '"));
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "map 4294967297"));
+	EXPECT_EQ(4, upage_stats_pages(self->fd));
+}
+
+/* -h prints the usage on standard output and succeeds. */
+TEST_F(cli, help_is_not_an_error)
+{
+	/* run() adds "2>&1": "|| exit $?" keeps it off upagectl's own. */
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "--help 2>&1 >/dev/null || exit $?"));
+	EXPECT_STREQ("", self->out);
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "-h 2>/dev/null || exit $?"));
+	EXPECT_EQ(0, strncmp(self->out, "usage: upagectl load ", 21));
+	EXPECT_NE(NULL, strstr(self->out, "\n       upagectl -h|--help\n"));
+	EXPECT_EQ(NULL, strstr(self->out, "[-J] load"));
+	/* A bad option: the same on standard error, exit 2. */
+	EXPECT_EQ(2, run(self->out, sizeof(self->out), "--bogus 2>&1 >/dev/null || exit $?"));
+	EXPECT_NE(NULL, strstr(self->out, "usage: upagectl load "));
 }
 
 /* track and dirty list the slots another process wrote, as ranges. */
@@ -215,7 +282,7 @@ TEST_F(cli, residency_commands_change_the_slots)
 {
 	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
 	ASSERT_EQ(0, ctl(self->fd, "evict 0 2", self->out, sizeof(self->out)));
-	EXPECT_STREQ("evict: 2 of 2 slots\n", self->out);
+	EXPECT_STREQ("evict: 2 frames (of 2 slots)\n", self->out);
 	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 1).state);
 	ASSERT_EQ(0, ctl(self->fd, "prefetch 0 1", self->out, sizeof(self->out)));
 	EXPECT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, 0).state);
@@ -232,7 +299,8 @@ TEST_F(cli, residency_commands_change_the_slots)
 	EXPECT_EQ(1, ctl(self->fd, "pin 3 2", self->out, sizeof(self->out)));
 	EXPECT_NE(NULL, strstr(self->out, "upagectl: pin: Invalid argument: "));
 	EXPECT_EQ(2, ctl(self->fd, "evict 0", self->out, sizeof(self->out)));
-	EXPECT_NE(NULL, strstr(self->out, "usage:"));
+	EXPECT_STREQ("usage: upagectl [-p PID] -f FD evict|prefetch|discard|pin|unpin|lazy-free FIRST N\n",
+		     self->out);
 }
 
 /* resolve lifts traps with "lift"; trap-timeout takes milliseconds. */
@@ -272,6 +340,17 @@ TEST_F(cli, store_gives_the_space_a_file)
 	ASSERT_EQ(0, ctl(self->fd, args, self->out, sizeof(self->out)));
 	ASSERT_EQ(0, ctl(self->fd, "evict 0 1", self->out, sizeof(self->out)));
 	EXPECT_EQ(UPAGE_SLOT_EVICTED, upage_slot(self->fd, 0).state);
+	/* Another store while a frame is evicted: EBUSY, and why. */
+	snprintf(args, sizeof(args), "store %s 4096", path);
+	EXPECT_EQ(1, ctl(self->fd, args, self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "upagectl: store: Device or resource busy: "
+			       "a frame of the space is evicted or being written out")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_EQ(1, ctl(self->fd, "store /dev/null", self->out, sizeof(self->out)));
+	EXPECT_NE(NULL, strstr(self->out, "upagectl: store: Invalid argument: not a regular file")) {
+		TH_LOG("%s", self->out);
+	}
 	EXPECT_EQ('a', self->p[0]);
 	unlink(path);
 	EXPECT_EQ(1, ctl(self->fd, "store /nonexistent/store", self->out,
@@ -440,6 +519,34 @@ TEST_F(cli, spaces_parses_debugfs_and_fdinfo)
 		     "\"mappers\":[{\"pid\":123,\"start\":139637976727552,\"end\":139637976735744,"
 		     "\"pgoff\":2,\"prot\":\"rw-s\"}],\"mappers_more\":0}],\"unattributed\":[]}\n",
 		     self->out);
+
+	/*
+	 * Process 124 holds space 6161, which counts one mapping, and maps two
+	 * /dev/upage VMAs: one maps a space it closed, and which one /proc
+	 * cannot tell. Neither is 6161's.
+	 */
+	snprintf(path, sizeof(path), "%s/124", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/124/fd", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/124/fdinfo", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/124/fd/3", dir);
+	ASSERT_EQ(0, symlink("/dev/upage", path));
+	snprintf(path, sizeof(path), "%s/124/fdinfo/3", dir);
+	write_file(path, "pos:\t0\nupage_space:\t6161\nupage_mappings:\t1\n");
+	snprintf(path, sizeof(path), "%s/124/maps", dir);
+	write_file(path, "7f0000020000-7f0000021000 rw-s 00000000 00:05 13 /dev/upage\n"
+		   "7f0000030000-7f0000031000 rw-s 00000000 00:05 14 /dev/upage\n");
+	ASSERT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
+	EXPECT_NE(NULL, strstr(self->out, "\"mappings\":1,\"holders\":[{\"pid\":124,\"fd\":3}],"
+			       "\"mappers\":[],")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_NE(NULL, strstr(self->out, "\"unattributed\":[{\"pid\":124,\"start\":139637976858624,")) {
+		TH_LOG("%s", self->out);
+	}
+	EXPECT_NE(NULL, strstr(self->out, "\"pid\":123,\"start\":139637976727552,"));
 	unsetenv("UPAGE_PROC");
 	unsetenv("UPAGE_DEBUGFS");
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
@@ -602,6 +709,151 @@ TEST_F(cli, map_summarises_runs_past_4096_slots)
 	EXPECT_NE(NULL, strstr(self->out, "\"picture_slots\":4096,\"counts\":{\"hole\":4996,"
 			       "\"resident\":2,\"aliased\":2,"));
 	EXPECT_NE(NULL, strstr(self->out, "\"slots\":[2,4500]}"));
+}
+
+/* What closed_space_child() made: space A held and mapped, B only mapped. */
+struct closed_space {
+	unsigned long long a_id, b_id, a_start, b_start;
+};
+
+/*
+ * A child that holds space A (4 slots, mapped) and maps space B (2 slots)
+ * whose descriptor it closed, waiting to be killed; *@cs says which.
+ */
+static pid_t closed_space_child(int fd, volatile char *p, size_t len,
+				struct closed_space *cs)
+{
+	int sync[2], afd, bfd;
+	char *a, *b;
+	pid_t pid;
+
+	if (pipe(sync))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(fd);
+		munmap((void *)p, len);
+		close(sync[0]);
+		afd = upage_open(O_CLOEXEC);
+		bfd = upage_open(O_CLOEXEC);
+		if (afd < 0 || bfd < 0 || upage_resize(afd, 4, NULL) ||
+		    upage_resize(bfd, 2, NULL))
+			_exit(1);
+		a = upage_map(afd, 0, 4, MAP_SHARED);
+		b = upage_map(bfd, 0, 2, MAP_SHARED);
+		if (!a || !b)
+			_exit(1);
+		*cs = (struct closed_space){
+			own_space_id(afd), own_space_id(bfd),
+			(uintptr_t)a, (uintptr_t)b,
+		};
+		close(bfd);
+		if (write(sync[1], cs, sizeof(*cs)) != sizeof(*cs))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(sync[1]);
+	if (pid > 0 && read(sync[0], cs, sizeof(*cs)) != sizeof(*cs)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pid = -1;
+	}
+	close(sync[0]);
+	return pid;
+}
+
+/*
+ * A space a process maps but no longer holds is never drawn as the one
+ * it holds: with debugfs (root) its VMA is unattributed and the held
+ * space's VMA is under it; without, the held space's fdinfo counts one
+ * mapping against two VMAs, so neither is attributed.
+ */
+TEST_F(cli, map_keeps_a_closed_space_apart)
+{
+	bool debugfs = !access("/sys/kernel/debug/upage/spaces", R_OK);
+	struct closed_space cs;
+	char want[256];
+	const char *row, *end;
+	pid_t child;
+
+	child = closed_space_child(self->fd, self->p, 4 * PAGE, &cs);
+	ASSERT_LT(0, child);
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "map %d", child));
+	EXPECT_NE(NULL, strstr(self->out, "holds 1 space\n"));
+	snprintf(want, sizeof(want), "  ? vma 0x%llx-", cs.b_start);
+	EXPECT_NE(NULL, strstr(self->out, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+	snprintf(want, sizeof(want), "  vma 0x%llx-", cs.b_start);
+	EXPECT_EQ(NULL, strstr(self->out, want)) {
+		TH_LOG("%s", self->out);
+	}
+	snprintf(want, sizeof(want), "%s vma 0x%llx-", debugfs ? " " : "  ?",
+		 cs.a_start);
+	EXPECT_NE(NULL, strstr(self->out, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "-J map %d", child));
+	snprintf(want, sizeof(want), "\"unattributed\":[");
+	row = strstr(self->out, want);
+	ASSERT_NE(NULL, row);
+	snprintf(want, sizeof(want), "{\"start\":%llu,", cs.b_start);
+	EXPECT_NE(NULL, strstr(row, want)) {
+		TH_LOG("want %s in %s", want, self->out);
+	}
+
+	/* spaces: B's VMA is not in A's row. */
+	if (cs.a_id) {
+		EXPECT_EQ(0, run(self->out, sizeof(self->out), "-J spaces"));
+		snprintf(want, sizeof(want), "{\"id\":%llu,", cs.a_id);
+		row = strstr(self->out, want);
+		ASSERT_NE(NULL, row);
+		end = strstr(row, "\"mappers_more\"");
+		ASSERT_NE(NULL, end);
+		snprintf(want, sizeof(want), "{\"pid\":%d,\"start\":%llu,", child,
+			 cs.b_start);
+		EXPECT_NE(NULL, strstr(self->out, want));
+		row = strstr(row, want);
+		EXPECT_TRUE(!row || row > end) {
+			TH_LOG("B's VMA under A: %s", self->out);
+		}
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
+/*
+ * Without kcmp (ENOSYS, as a seccomp filter makes it here), map still
+ * draws a space held through two descriptors once: by its space id.
+ */
+TEST_F(cli, map_draws_a_space_once_without_kcmp)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_kcmp, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(filter) / sizeof(filter[0]),
+		.filter = filter,
+	};
+	int dup;
+
+	if (!own_space_id(self->fd))
+		SKIP(return, "the module prints no space id in fdinfo");
+	dup = fcntl(self->fd, F_DUPFD_CLOEXEC, 0);
+	ASSERT_LE(0, dup);
+	ASSERT_EQ(0, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	ASSERT_EQ(0, prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog));
+	EXPECT_EQ(-1, syscall(SYS_kcmp, getpid(), getpid(), 0, self->fd, dup));
+	EXPECT_EQ(ENOSYS, errno);
+	EXPECT_EQ(0, run(self->out, sizeof(self->out), "map %d", getpid()));
+	EXPECT_NE(NULL, strstr(self->out, "holds 1 space\n")) {
+		TH_LOG("%s", self->out);
+	}
+	close(dup);
 }
 
 /* map of a process the caller may not ptrace says what is needed. */

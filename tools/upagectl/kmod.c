@@ -154,9 +154,8 @@ int cmd_unload(int argc, char **argv)
 	struct kmod_ctx *ctx;
 	int err;
 
-	(void)argv;
 	if (argc != 1)
-		usage();
+		command_usage(argv[0]);
 	ctx = kmod_or_fail();
 	err = kmod_module_new_from_name(ctx, "upage", &mod);
 	if (err < 0)
@@ -327,9 +326,8 @@ int cmd_info(int argc, char **argv)
 	char *version, *srcversion;
 	bool loaded;
 
-	(void)argv;
 	if (argc != 1)
-		usage();
+		command_usage(argv[0]);
 	loaded = access(root, F_OK) == 0;
 	version = read_line(root, "version");
 	srcversion = read_line(root, "srcversion");

@@ -14,10 +14,12 @@
  * -f FD alone uses an fd this process inherited. Exit status: 0 on
  * success, 1 when the kernel or module refused the call, 2 for bad usage.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,26 +42,75 @@ bool opt_json;
 int opt_color = -1;
 const char *cmd_name = "upagectl";
 
+/*
+ * One usage line per command, printed whole by usage() and alone after a
+ * wrong number of arguments; @names are the commands the line is for.
+ */
+static const struct {
+	const char *names;
+	const char *line;
+} usage_lines[] = {
+	{ "load", "load [--module PATH] [param=value...]" },
+	{ "unload", "unload" },
+	{ "info", "[-J] info" },
+	{ "spaces", "[-J] spaces" },
+	{ "map", "[-J] [--color|--no-color] map PID [--svg FILE]" },
+	{ "stats", "[-J] [-p PID] -f FD stats" },
+	{ "query", "[-J] [-p PID] -f FD query FIRST [N]" },
+	{ "resize", "[-p PID] -f FD resize PAGES" },
+	{ "alias alias-cow move swap",
+	  "[-p PID] -f FD alias|alias-cow|move|swap DST SRC [N]" },
+	{ "protect", "[-p PID] -f FD protect FIRST N none|read|rw" },
+	{ "track", "[-p PID] -f FD track FIRST N start|stop" },
+	{ "dirty", "[-J] [-p PID] -f FD dirty FIRST N [clear]" },
+	{ "trap", "[-p PID] -f FD trap FIRST N read|write|rw|none" },
+	{ "evict prefetch discard pin unpin lazy-free",
+	  "[-p PID] -f FD evict|prefetch|discard|pin|unpin|lazy-free FIRST N" },
+	{ "resolve", "[-p PID] -f FD resolve FIRST N map|zero|sigbus [lift]" },
+	{ "store", "[-p PID] -f FD store FILE [OFFSET] [reclaim]" },
+	{ "trap-timeout", "[-p PID] -f FD trap-timeout MS" },
+};
+
+static void print_usage(FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(usage_lines); i++)
+		fprintf(f, "%s upagectl %s\n", i ? "      " : "usage:",
+			usage_lines[i].line);
+	fprintf(f, "       upagectl -h|--help\n");
+}
+
 void usage(void)
 {
-	fprintf(stderr,
-		"usage: upagectl [-J] load [--module PATH] [param=value...]\n"
-		"       upagectl unload\n"
-		"       upagectl [-J] info\n"
-		"       upagectl [-J] spaces\n"
-		"       upagectl [-J] [--color|--no-color] map PID [--svg FILE]\n"
-		"       upagectl [-J] [-p PID] -f FD stats\n"
-		"       upagectl [-J] [-p PID] -f FD query FIRST [N]\n"
-		"       upagectl [-p PID] -f FD resize PAGES\n"
-		"       upagectl [-p PID] -f FD alias|alias-cow|move|swap DST SRC [N]\n"
-		"       upagectl [-p PID] -f FD protect FIRST N none|read|rw\n"
-		"       upagectl [-p PID] -f FD track FIRST N start|stop\n"
-		"       upagectl [-J] [-p PID] -f FD dirty FIRST N [clear]\n"
-		"       upagectl [-p PID] -f FD trap FIRST N read|write|rw|none\n"
-		"       upagectl [-p PID] -f FD evict|prefetch|discard|pin|unpin|lazy-free FIRST N\n"
-		"       upagectl [-p PID] -f FD resolve FIRST N map|zero|sigbus [lift]\n"
-		"       upagectl [-p PID] -f FD store FILE [OFFSET] [reclaim]\n"
-		"       upagectl [-p PID] -f FD trap-timeout MS\n");
+	print_usage(stderr);
+	exit(2);
+}
+
+/* The usage line of command @name, or -1 if there is no such command. */
+static int usage_index(const char *name)
+{
+	size_t i, len = strlen(name), word;
+	const char *p;
+
+	for (i = 0; i < ARRAY_SIZE(usage_lines); i++) {
+		for (p = usage_lines[i].names; *p; p += word + (p[word] == ' ')) {
+			word = strcspn(p, " ");
+			if (word == len && !strncmp(p, name, len))
+				return i;
+		}
+	}
+	return -1;
+}
+
+/* A wrong number of arguments to @name: its usage line alone, exit 2. */
+void command_usage(const char *name)
+{
+	int i = usage_index(name);
+
+	if (i < 0)
+		usage();
+	fprintf(stderr, "usage: upagectl %s\n", usage_lines[i].line);
 	exit(2);
 }
 
@@ -83,9 +134,31 @@ void fail(const char *what, int err, const char *todo)
 	exit(1);
 }
 
-/* What each documented errno means for the call that returned it. */
-static const char *explain(int err)
+/*
+ * What UPAGE_STORE's errnos mean (module/store.c): the file upagectl
+ * opened read-write is checked, then the space for evicted frames and
+ * writes in flight. A queued punch of the old store is waited for, never
+ * returned.
+ */
+static const char *explain_store(int err)
 {
+	switch (err) {
+	case EBUSY:
+		return "a frame of the space is evicted or being written out: prefetch the evicted slots first";
+	case EINVAL:
+		return "not a regular file, opened with O_APPEND or O_DIRECT, or OFFSET not page-aligned or too large for the largest space";
+	case EBADF:
+		return "the file cannot be both read and written";
+	default:
+		return NULL;
+	}
+}
+
+/* What each documented errno means for the call that returned it. */
+static const char *explain(const char *cmd, int err)
+{
+	if (!strcmp(cmd, "store") && explain_store(err))
+		return explain_store(err);
 	switch (err) {
 	case EINVAL:
 		return "a slot range is empty, overflows, lies beyond the space's size, or overlaps";
@@ -105,8 +178,6 @@ static const char *explain(int err)
 		return "the module does not know a non-zero field of the struct";
 	case ENOENT:
 		return "no such slot or mapping";
-	case ENODEV:
-		return "the space has no store: give it one with upagectl store";
 	case EIO:
 		return "the store could not be read or written";
 	default:
@@ -117,7 +188,7 @@ static const char *explain(int err)
 /* Report a refused call and exit 1. */
 void refused(int ret)
 {
-	fail(cmd_name, -ret, explain(-ret));
+	fail(cmd_name, -ret, explain(cmd_name, -ret));
 }
 
 uint64_t parse_u64(const char *what, const char *s)
@@ -125,11 +196,27 @@ uint64_t parse_u64(const char *what, const char *s)
 	char *end;
 	unsigned long long v;
 
+	/* strtoull() skips blanks and takes a sign: " -1" would wrap. */
+	if (!isdigit((unsigned char)*s))
+		bad_usage(what, s);
 	errno = 0;
 	v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || *s == '-')
+	if (errno || *end)
 		bad_usage(what, s);
 	return v;
+}
+
+/* A PID or descriptor: a number that fits an int, else exit 2. */
+int parse_int(const char *name, const char *s)
+{
+	char what[64];
+	uint64_t v;
+
+	snprintf(what, sizeof(what), "bad %s '%%s': not a number", name);
+	v = parse_u64(what, s);
+	if (v > INT_MAX)
+		bad_usage("bad %s '%s': at most %d", name, s, INT_MAX);
+	return (int)v;
 }
 
 /* Hidden overrides of where /proc, debugfs and sysfs are, for the tests. */
@@ -171,14 +258,14 @@ int take_fd(pid_t pid, int fd)
 
 static int space_fd(const char *pid_s, const char *fd_s)
 {
-	int fd = (int)parse_u64("bad fd '%s': not a number", fd_s);
+	int fd = parse_int("fd", fd_s);
 	char what[64];
 	int copy;
 	pid_t pid;
 
 	if (!pid_s)
 		return fd;
-	pid = (pid_t)parse_u64("bad pid '%s': not a number", pid_s);
+	pid = parse_int("pid", pid_s);
 	copy = take_fd(pid, fd);
 	if (copy < 0) {
 		snprintf(what, sizeof(what), "fd %d of pid %d", fd, pid);
@@ -353,7 +440,7 @@ static int cmd_track(int fd, int argc, char **argv)
 	int ret = 0;
 
 	if (argc != 4)
-		usage();
+		command_usage(argv[0]);
 	first = parse_u64("bad slot '%s': not a number", argv[1]);
 	n = parse_u64("bad count '%s': not a number", argv[2]);
 	if (!strcmp(argv[3], "start"))
@@ -380,7 +467,7 @@ static int cmd_dirty(int fd, int argc, char **argv)
 	int ret;
 
 	if (argc != 3 && argc != 4)
-		usage();
+		command_usage(argv[0]);
 	first = parse_u64("bad slot '%s': not a number", argv[1]);
 	n = parse_u64("bad count '%s': not a number", argv[2]);
 	if (argc == 4) {
@@ -429,8 +516,10 @@ static int cmd_dirty(int fd, int argc, char **argv)
 	if (opt_json) {
 		json_end_array();
 		json_end();
+		json_finish();
+	} else {
+		printf("\n");
 	}
-	printf("\n");
 	free(bits);
 	return 0;
 }
@@ -451,7 +540,7 @@ static int cmd_trap(int fd, int argc, char **argv)
 	int ret;
 
 	if (argc != 4)
-		usage();
+		command_usage(argv[0]);
 	first = parse_u64("bad slot '%s': not a number", argv[1]);
 	n = parse_u64("bad count '%s': not a number", argv[2]);
 	for (i = 0; i < ARRAY_SIZE(kinds); i++)
@@ -483,7 +572,7 @@ static int cmd_residency(int fd, int argc, char **argv)
 	int ret;
 
 	if (argc != 3)
-		usage();
+		command_usage(argv[0]);
 	first = parse_u64("bad slot '%s': not a number", argv[1]);
 	n = parse_u64("bad count '%s': not a number", argv[2]);
 	if (!strcmp(argv[0], "discard")) {
@@ -498,8 +587,9 @@ static int cmd_residency(int fd, int argc, char **argv)
 	ret = ops[i].fn(fd, first, n, &done);
 	if (ret)
 		refused(ret);
-	printf("%s: %llu of %llu slots\n", argv[0], (unsigned long long)done,
-	       (unsigned long long)n);
+	/* done counts frames, not slots: fewer is no partial failure. */
+	printf("%s: %llu frames (of %llu slots)\n", argv[0],
+	       (unsigned long long)done, (unsigned long long)n);
 	return 0;
 }
 
@@ -519,7 +609,7 @@ static int cmd_resolve(int fd, int argc, char **argv)
 	int ret;
 
 	if (argc != 4 && argc != 5)
-		usage();
+		command_usage(argv[0]);
 	first = parse_u64("bad slot '%s': not a number", argv[1]);
 	n = parse_u64("bad count '%s': not a number", argv[2]);
 	for (i = 0; i < ARRAY_SIZE(actions); i++)
@@ -549,7 +639,7 @@ static int cmd_store(int fd, int argc, char **argv)
 	int i, sfd, ret;
 
 	if (argc < 2 || argc > 4)
-		usage();
+		command_usage(argv[0]);
 	for (i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "reclaim"))
 			flags = UPAGE_STORE_RECLAIM;
@@ -576,7 +666,7 @@ static int cmd_trap_timeout(int fd, int argc, char **argv)
 	int ret;
 
 	if (argc != 2)
-		usage();
+		command_usage(argv[0]);
 	ms = parse_u64("bad timeout '%s': not a number of milliseconds", argv[1]);
 	if (ms > UINT32_MAX)
 		bad_usage("bad timeout '%s': at most 4294967295 ms", argv[1]);
@@ -615,7 +705,7 @@ static int cmd_edit(int fd, int argc, char **argv)
 
 	if (!strcmp(argv[0], "protect")) {
 		if (argc != 4)
-			usage();
+			command_usage(argv[0]);
 		op.op = UPAGE_OP_PROTECT;
 		op.dst = parse_u64("bad slot '%s': not a number", argv[1]);
 		op.n = parse_u64("bad count '%s': not a number", argv[2]);
@@ -627,7 +717,7 @@ static int cmd_edit(int fd, int argc, char **argv)
 		if (!op.op)
 			bad_usage("unknown command '%s'", argv[0]);
 		if (argc != 3 && argc != 4)
-			usage();
+			command_usage(argv[0]);
 		op.dst = parse_u64("bad slot '%s': not a number", argv[1]);
 		op.src = parse_u64("bad slot '%s': not a number", argv[2]);
 		op.n = argc == 4 ?
@@ -639,22 +729,35 @@ static int cmd_edit(int fd, int argc, char **argv)
 	return 0;
 }
 
+static int cmd_resize(int fd, int argc, char **argv)
+{
+	int ret;
+
+	if (argc != 2)
+		command_usage(argv[0]);
+	ret = upage_resize(fd, parse_u64("bad size '%s': not a number", argv[1]), NULL);
+	if (ret)
+		refused(ret);
+	return 0;
+}
+
 static int run_space_command(int fd, int argc, char **argv)
 {
 	const char *c = argv[0];
 
-	if (!strcmp(c, "stats") && argc == 1)
+	if (!strcmp(c, "stats")) {
+		if (argc != 1)
+			command_usage(c);
 		return cmd_stats(fd);
-	if (!strcmp(c, "query") && (argc == 2 || argc == 3))
+	}
+	if (!strcmp(c, "query")) {
+		if (argc != 2 && argc != 3)
+			command_usage(c);
 		return cmd_query(fd, parse_u64("bad slot '%s': not a number", argv[1]),
 				 argc == 3 ? parse_u64("bad count '%s': not a number", argv[2]) : 1);
-	if (!strcmp(c, "resize") && argc == 2) {
-		int ret = upage_resize(fd, parse_u64("bad size '%s': not a number", argv[1]), NULL);
-
-		if (ret)
-			refused(ret);
-		return 0;
 	}
+	if (!strcmp(c, "resize"))
+		return cmd_resize(fd, argc, argv);
 	if (!strcmp(c, "track"))
 		return cmd_track(fd, argc, argv);
 	if (!strcmp(c, "dirty"))
@@ -715,6 +818,9 @@ int main(int argc, char **argv)
 		case 'f':
 			fd_s = optarg;
 			break;
+		case 'h':
+			print_usage(stdout);
+			return 0;
 		default:
 			usage();
 		}
@@ -727,6 +833,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < ARRAY_SIZE(module_cmds); i++)
 		if (!strcmp(argv[0], module_cmds[i].name))
 			return module_cmds[i].fn(argc, argv);
+	if (usage_index(argv[0]) < 0)
+		bad_usage("unknown command '%s'", argv[0]);
 	if (!fd_s)
 		bad_usage("%s needs -f FD (and -p PID for another process)", argv[0]);
 	return run_space_command(space_fd(pid_s, fd_s), argc, argv);

@@ -141,15 +141,20 @@ static int take_spaces(pid_t pid, struct map_space **out, int **copies)
 			fail(what, errno, errno == EPERM ?
 			     "ptrace permission is needed (same user, or CAP_SYS_PTRACE)" : NULL);
 		}
-		for (j = 0; j < nr && !same_file(cp[j], copy); j++)
-			;
+		sp[nr].fdinfo_seen = read_fdinfo(pid, fds[i], sp[nr].fdinfo);
+		if (sp[nr].fdinfo_seen & (1U << F_ID))
+			sp[nr].id = sp[nr].fdinfo[F_ID];
+		/* Without kcmp (ENOSYS), the module's space id tells. */
+		for (j = 0; j < nr; j++)
+			if (same_file(cp[j], copy) || (sp[nr].id && sp[j].id == sp[nr].id))
+				break;
 		if (j < nr) {
+			memset(&sp[nr], 0, sizeof(sp[nr]));
 			close(copy);
 			continue;
 		}
 		cp[nr] = copy;
 		sp[nr].fd = fds[i];
-		sp[nr].id = fdinfo_space_id(pid, fds[i]);
 		query_space(&sp[nr], copy);
 		nr++;
 	}
@@ -160,26 +165,39 @@ static int take_spaces(pid_t pid, struct map_space **out, int **copies)
 }
 
 /*
- * Give each space the VMAs that surely map it: all of them when PID holds
- * one space, else those debugfs names (root). The rest go to *@rest.
+ * Give each space the VMAs that surely map it. With debugfs (root), those
+ * it lists with the VMA's pid, start and end under the space's id. Without
+ * it, all of them when PID holds one space and maps no more VMAs than
+ * that space has (vmas_may_be_held()): a space PID mapped and then closed
+ * leaves VMAs that /proc/PID/maps cannot tell from the held one's. The
+ * rest go to *@rest.
  */
 static int attribute_vmas(pid_t pid, struct map_space *sp, int nr,
 			  struct vma **rest)
 {
 	struct vma *vmas = NULL, *left;
 	int n, i, j, nr_left = 0;
+	bool debugfs, all;
 	uint64_t id;
 
 	n = read_upage_vmas(pid, &vmas);
 	if (n < 0)
 		n = 0;
 	left = calloc(n ? n : 1, sizeof(*left));
-	for (i = 0; i < nr; i++)
+	if (!left)
+		fail("map", ENOMEM, NULL);
+	for (i = 0; i < nr; i++) {
 		sp[i].vmas = calloc(n ? n : 1, sizeof(*vmas));
+		if (!sp[i].vmas)
+			fail("map", ENOMEM, NULL);
+	}
+	debugfs = read_debugfs();
+	all = !debugfs && nr == 1 &&
+	      vmas_may_be_held(sp[0].fdinfo, sp[0].fdinfo_seen, n);
 	for (i = 0; i < n; i++) {
-		id = nr == 1 ? 0 : debugfs_space_of(pid, vmas[i].start);
+		id = debugfs ? debugfs_space_of(&vmas[i]) : 0;
 		for (j = 0; j < nr; j++)
-			if (nr == 1 || (id && sp[j].id == id))
+			if (all || (id && sp[j].id == id))
 				break;
 		if (j < nr)
 			sp[j].vmas[sp[j].nr_vmas++] = vmas[i];
@@ -386,8 +404,8 @@ int cmd_map(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[2], "--svg"))
 		svg = argv[3];
 	else if (argc != 2)
-		usage();
-	pid = (pid_t)parse_u64("bad pid '%s': not a number", argv[1]);
+		command_usage(argv[0]);
+	pid = parse_int("pid", argv[1]);
 	nr = take_spaces(pid, &sp, &copies);
 	nr_rest = attribute_vmas(pid, sp, nr, &rest);
 	if (svg && svg_write(svg, pid, sp, nr))
@@ -412,7 +430,10 @@ int cmd_map(int argc, char **argv)
 		print_space(&sp[i]);
 	for (i = 0; i < nr_rest; i++)
 		print_vma("  ? vma ", &rest[i]);
-	if (nr_rest)
+	if (nr_rest && read_debugfs())
+		printf("  ? these VMAs map spaces pid %d does not hold open (or debugfs does not list them)\n",
+		       pid);
+	else if (nr_rest)
 		printf("  ? these VMAs map /dev/upage, but which space only debugfs tells (run as root)\n");
 	if (nr)
 		print_legend();

@@ -51,13 +51,6 @@ unsigned int read_fdinfo(pid_t pid, int fd, uint64_t *vals)
 	return seen;
 }
 
-uint64_t fdinfo_space_id(pid_t pid, int fd)
-{
-	uint64_t vals[NR_FIELDS] = { 0 };
-
-	return read_fdinfo(pid, fd, vals) & (1U << F_ID) ? vals[F_ID] : 0;
-}
-
 int read_upage_fds(pid_t pid, int **out)
 {
 	char dir[256], path[512], target[256];

@@ -4,7 +4,8 @@
  * debugfs file lists them all with the VMAs mapping each; otherwise the
  * fdinfo of each /dev/upage descriptor the caller may read gives a space's
  * counts, and /proc/PID/maps the VMAs, which can be told apart only in a
- * process that holds one space ("?" otherwise).
+ * process that holds one space and maps no more VMAs than that space
+ * counts ("?" otherwise: see vmas_may_be_held()).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -124,12 +125,17 @@ static void parse_space_line(char *line)
 	}
 }
 
-/* Parse the debugfs file; false if it cannot be read. */
-static bool read_debugfs(void)
+/* Parse the debugfs file once; false if it cannot be read. */
+bool read_debugfs(void)
 {
+	static int loaded;
 	char line[512], *p;
-	FILE *f = fopen(debugfs_spaces(), "re");
+	FILE *f;
 
+	if (loaded)
+		return loaded > 0;
+	f = fopen(debugfs_spaces(), "re");
+	loaded = f ? 1 : -1;
 	if (!f)
 		return false;
 	while (fgets(line, sizeof(line), f)) {
@@ -144,20 +150,35 @@ static bool read_debugfs(void)
 	return true;
 }
 
-/* The space debugfs says the VMA of @pid at @start maps; 0 if unknown. */
-uint64_t debugfs_space_of(pid_t pid, uint64_t start)
+/*
+ * The space debugfs says @v maps: its pid, start and end on a map line;
+ * 0 if debugfs cannot be read or lists no such VMA (past 64 of a space).
+ */
+uint64_t debugfs_space_of(const struct vma *v)
 {
-	static int loaded;
 	int i, j;
 
-	if (!loaded)
-		loaded = read_debugfs() ? 1 : -1;
-	for (i = 0; loaded > 0 && i < nr_rows; i++)
+	for (i = 0; read_debugfs() && i < nr_rows; i++)
 		for (j = 0; j < rows[i].nr_mappers; j++)
-			if (rows[i].mappers[j].pid == pid &&
-			    rows[i].mappers[j].start == start)
+			if (rows[i].mappers[j].pid == v->pid &&
+			    rows[i].mappers[j].start == v->start &&
+			    rows[i].mappers[j].end == v->end)
 				return rows[i].vals[F_ID];
 	return 0;
+}
+
+/*
+ * Without debugfs, whether the @nr_vmas /dev/upage VMAs of a process that
+ * holds one space, whose fdinfo said @vals and @seen, may all be that
+ * space's. The space's "mappings" counts its VMAs in every process, so it
+ * can only rule out: a process with more /dev/upage VMAs than that maps
+ * another space too (one it no longer holds), and which VMA is whose only
+ * debugfs tells. No count, no evidence: rule out as well.
+ */
+bool vmas_may_be_held(const uint64_t *vals, unsigned int seen, int nr_vmas)
+{
+	return (seen & (1U << F_MAPPINGS)) &&
+	       (uint64_t)nr_vmas <= vals[F_MAPPINGS];
 }
 
 /* One process: its /dev/upage fds become holders; its VMAs, mappers. */
@@ -194,10 +215,15 @@ static void scan_pid(pid_t pid, bool debugfs)
 	if (debugfs)
 		return;
 	n = read_upage_vmas(pid, &vmas);
+	row = NULL;
+	if (n > 0 && nr_held == 1 && held) {
+		row = row_of(held);
+		if (!vmas_may_be_held(row->vals, row->seen, n))
+			row = NULL;
+	}
 	for (i = 0; i < n; i++) {
-		if (nr_held == 1 && held)
-			add_mapper(&row_of(held)->mappers,
-				   &row_of(held)->nr_mappers, &vmas[i]);
+		if (row)
+			add_mapper(&row->mappers, &row->nr_mappers, &vmas[i]);
 		else
 			add_mapper(&unattributed, &nr_unattributed, &vmas[i]);
 	}
@@ -289,9 +315,8 @@ int cmd_spaces(int argc, char **argv)
 	bool debugfs;
 	int i;
 
-	(void)argv;
 	if (argc != 1)
-		usage();
+		command_usage(argv[0]);
 	debugfs = read_debugfs();
 	scan_proc(debugfs);
 	if (opt_json) {

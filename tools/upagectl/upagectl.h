@@ -22,10 +22,12 @@ extern const char *cmd_name;
 
 /* Errors: one line, "upagectl: <what>: <strerror>: <what to do>". */
 void __attribute__((noreturn)) usage(void);
+void __attribute__((noreturn)) command_usage(const char *name);
 void __attribute__((noreturn, format(printf, 1, 2))) bad_usage(const char *fmt, ...);
 void __attribute__((noreturn)) fail(const char *what, int err, const char *todo);
 void __attribute__((noreturn)) refused(int ret);
 uint64_t parse_u64(const char *what, const char *s);
+int parse_int(const char *name, const char *s);
 
 /* Paths the tests may redirect (UPAGE_PROC, UPAGE_DEBUGFS, UPAGE_SYSMOD). */
 const char *proc_root(void);
@@ -57,11 +59,13 @@ enum {
 extern const char *const space_fields[NR_FIELDS];
 /* Fill @vals from /proc/PID/fdinfo/FD; returns the mask of fields seen. */
 unsigned int read_fdinfo(pid_t pid, int fd, uint64_t *vals);
-/* The space id of fd @fd of @pid from fdinfo; 0 if not printed. */
-uint64_t fdinfo_space_id(pid_t pid, int fd);
 
-/* The space debugfs says the VMA of @pid at @start maps; 0 if unknown. */
-uint64_t debugfs_space_of(pid_t pid, uint64_t start);
+/* Whether debugfs could be read (parsed at the first call). */
+bool read_debugfs(void);
+/* The space debugfs says @v (pid, start, end) maps; 0 if unknown. */
+uint64_t debugfs_space_of(const struct vma *v);
+/* Without debugfs: whether a process's @nr_vmas may map its one space. */
+bool vmas_may_be_held(const uint64_t *vals, unsigned int seen, int nr_vmas);
 
 /* Slot states as one character each, and their names. */
 char slot_char(const struct upage_slot_info *info);
@@ -89,12 +93,13 @@ int cmd_map(int argc, char **argv);
 struct map_space {
 	int fd;				/* in the mapped process */
 	uint64_t id;			/* 0 if the module does not say */
+	uint64_t fdinfo[NR_FIELDS];	/* what fdinfo says, read_fdinfo() */
+	unsigned int fdinfo_seen;
 	uint64_t pages;
 	struct upage_slot_info *info;	/* pages entries */
 	char *chars;			/* slot_char() of each slot */
 	struct vma *vmas;
 	int nr_vmas;
-	bool attributed;		/* the VMAs surely map this space */
 };
 
 /* (frame_id, slot) pairs of the slots sharing a frame, sorted; the count. */
