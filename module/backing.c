@@ -608,38 +608,31 @@ out_unlock:
 	return ret;
 }
 
-/* Under space->lock: does a frame of the range wait in the store? */
-static bool upage_range_has_evicted(struct upage_space *space, u64 first,
-				    u64 n)
-{
-	u64 s;
-
-	lockdep_assert_held(&space->lock);
-	for (s = first; s < first + n; s++) {
-		struct upage_frame *frame = space->slots[s].frame;
-
-		if (frame && !frame->page && !frame->reclaimed)
-			return true;
-		if (!((s - first + 1) % 1024))
-			cond_resched();
-	}
-	return false;
-}
-
-/* Pin the range, none of whose frames is in the store; under space->lock. */
-static int upage_backing_pin_locked(struct upage_space *space, u64 first,
-				    u64 n, u64 *done)
+/*
+ * Pin the frames of slots first..first+n-1: page them in, fill holes, and
+ * charge each frame newly pinned. On failure the frames pinned here are
+ * unpinned again (frames paged in or filled stay so: that is invisible).
+ */
+int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
+		      u64 *done)
 {
 	struct upage_frame **frames;
 	struct user_struct *user;
 	int ret = 0;
 	u64 s, i;
 
-	lockdep_assert_held(&space->lock);
+	*done = 0;
+	mutex_lock(&space->lock);
+	if (!upage_slots_exist(space, first, n)) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
 	frames = kvmalloc_array(n, sizeof(*frames),
 				GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
-	if (!frames)
-		return -ENOMEM;
+	if (!frames) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
 	user = space->pin_user ?: get_current_user();
 	for (s = first; s < first + n; s++) {
 		struct upage_frame *frame;
@@ -650,7 +643,6 @@ static int upage_backing_pin_locked(struct upage_space *space, u64 first,
 		frame = space->slots[s].frame;
 		if (frame->pinned)
 			continue;
-		/* Only a reclaimed lazy frame: a zeroed page, no store read. */
 		if (!frame->page) {
 			ret = upage_frame_page_in(space, frame);
 			if (ret)
@@ -675,46 +667,9 @@ static int upage_backing_pin_locked(struct upage_space *space, u64 first,
 		free_uid(user);
 	space->nr_pinned += *done;
 	kvfree(frames);
+out_unlock:
+	mutex_unlock(&space->lock);
 	return ret;
-}
-
-/*
- * Pin the frames of slots first..first+n-1: page them in, fill holes, and
- * charge each frame newly pinned. On failure the frames pinned here are
- * unpinned again (frames paged in or filled stay so: that is invisible).
- *
- * The store is read as a fault reads it, with no space lock held (store.c,
- * "Locks"): evicted frames are brought back first, then the range is
- * pinned under the lock if none went back meanwhile. A frame paged out
- * again in between (the shrinker, or the program's own eviction) sends
- * the pin round again, a bounded number of times: EAGAIN after that.
- */
-#define UPAGE_PIN_TRIES 8
-
-int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
-		      u64 *done)
-{
-	unsigned int tries;
-	u64 read_in;
-	int ret;
-
-	*done = 0;
-	for (tries = 0;; tries++) {
-		if (mutex_lock_killable(&space->lock))
-			return -EINTR;
-		if (!upage_slots_exist(space, first, n))
-			ret = -EINVAL;
-		else if (upage_range_has_evicted(space, first, n))
-			ret = -EAGAIN;
-		else
-			ret = upage_backing_pin_locked(space, first, n, done);
-		mutex_unlock(&space->lock);
-		if (ret != -EAGAIN || tries == UPAGE_PIN_TRIES)
-			return ret;
-		ret = upage_backing_prefetch(space, first, n, &read_in);
-		if (ret)
-			return ret;
-	}
 }
 
 int upage_backing_unpin(struct upage_space *space, u64 first, u64 n,

@@ -27,10 +27,10 @@
  *    about to zero. A store write that finds the store full first waits
  *    for the queued punches, so that a full store that frames gave pages
  *    back to has room again.
- *  - Reads of a page-in (a fault, prefetch, pin) run with no space lock
- *    held either (backing.c: upage_space_page_in()), and check afterwards
- *    that what they read is still the frame's. A pin reads first and pins
- *    under the lock once no frame of its range is in the store.
+ *  - Reads of a page-in (a fault, prefetch) run with no space lock held
+ *    either (backing.c: upage_space_page_in()), and check afterwards that
+ *    what they read is still the frame's. Only UPAGE_RES_PIN reads under
+ *    the lock, for frames it pages in on the way.
  *
  * The module's own store is different: nobody else has it open, and it is
  * read and written through its page cache (shmem_read_mapping_page_gfp()

@@ -5,7 +5,6 @@
  * the pin belongs to the frame, and each pinned frame is charged one page
  * against RLIMIT_MEMLOCK: past it, ENOMEM and nothing newly pinned.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 
@@ -181,64 +180,6 @@ TEST_F(pin, bad_ranges_are_einval)
 	EXPECT_EQ(-EINVAL, upage_pin(self->fd, 0, 0, &done));
 	EXPECT_EQ(-EINVAL, upage_unpin(self->fd, UINT64_MAX, 2, &done));
 	EXPECT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, SLOTS - 1).state);
-}
-
-struct evictor {
-	int fd;
-	volatile int stop;
-	int bad;
-};
-
-static void *evict_loop(void *arg)
-{
-	struct evictor *ev = arg;
-	uint64_t done;
-
-	while (!ev->stop) {
-		int ret = upage_evict(ev->fd, 0, SLOTS, &done);
-
-		if (ret && ret != -EBUSY)
-			ev->bad = ret;
-	}
-	return NULL;
-}
-
-/*
- * A pin reads the store with no lock held, then pins under the lock; an
- * eviction racing with it sends it round again. Each pin pins the whole
- * range with its contents, or fails with EAGAIN and pins nothing.
- */
-TEST_F(pin, pin_racing_evictions_pins_all_or_nothing)
-{
-	struct evictor ev = { .fd = self->fd };
-	int i, pinned = 0, again = 0;
-	uint64_t done, s;
-	pthread_t t;
-
-	ASSERT_EQ(0, pthread_create(&t, NULL, evict_loop, &ev));
-	for (i = 0; i < 200; i++) {
-		int ret = upage_pin(self->fd, 0, SLOTS, &done);
-
-		if (ret == -EAGAIN) {
-			again++;
-			EXPECT_EQ(0, done);
-			continue;
-		}
-		ASSERT_EQ(0, ret);
-		pinned++;
-		for (s = 0; s < SLOTS; s++)
-			EXPECT_EQ(UPAGE_SLOT_RESIDENT | UPAGE_SLOT_PINNED,
-				  upage_slot(self->fd, s).state);
-		ASSERT_EQ(0, upage_unpin(self->fd, 0, SLOTS, &done));
-		EXPECT_EQ(SLOTS, done);
-	}
-	ev.stop = 1;
-	pthread_join(t, NULL);
-	EXPECT_EQ(0, ev.bad);
-	EXPECT_LT(0, pinned);
-	TH_LOG("%d pins, %d EAGAIN", pinned, again);
-	ASSERT_EQ(0, upage_prefetch(self->fd, 0, SLOTS, &done));
-	EXPECT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
 }
 
 TEST_HARNESS_MAIN

@@ -401,9 +401,6 @@ struct upage_stats {
  *	buffers), checked against the caller's RLIMIT_MEMLOCK unless it has
  *	CAP_IPC_LOCK: ENOMEM past it. All or nothing: on any error no frame of
  *	the range is left newly pinned. Pinning a pinned frame does nothing.
- *	The store is read with no lock held, as by a fault; EAGAIN if frames
- *	of the range kept being paged out again meanwhile (memory pressure,
- *	or the program's own UPAGE_RES_EVICT), eight times in a row.
  * @UPAGE_RES_UNPIN: unpin the frames of the slots and give back their
  *	charge. A pinned frame that dies (discard, shrink, close) is unpinned.
  * @UPAGE_RES_LAZY_FREE: the contents of the frames of the slots are no
