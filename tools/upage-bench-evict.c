@@ -18,12 +18,14 @@
  * The methods take turns round by round, each on its own pool, evicting
  * the same pages. Faults per evicted page: the minor faults of the round
  * (getrusage), and for upage also the space's own count (UPAGE_STATS
- * out_faults). After every round, untimed, every page of every pool is
- * checked against its stamp; a wrong page fails the run (exit 1). It never
- * passes or fails on time.
+ * out_faults, which counts .fault only: an evicted page read and then
+ * written faults twice in upage, the second time for .page_mkwrite).
+ * After every round, untimed, every page of every pool is checked against
+ * its stamp; a wrong page fails the run (exit 1). It never passes or fails
+ * on time.
  *
  * usage: upage-bench-evict [-n POOL] [-r ROUNDS]
- * (default: pools of 4096 and 16384 pages, 9 rounds; `-n 256 -r 1` is the
+ * (default: pools of 4096 and 16384 pages, 25 rounds; `-n 256 -r 1` is the
  * smoke run of `make check`)
  */
 #include <errno.h>
@@ -47,7 +49,7 @@
 static const size_t batches[] = { 1, 8, 64, 512 };
 #define NR_BATCHES (sizeof(batches) / sizeof(batches[0]))
 
-static int rounds = 9;
+static int rounds = 25;
 static volatile uint64_t sink;
 
 static uint64_t now_ns(void)
