@@ -50,7 +50,6 @@ static const size_t batches[] = { 1, 8, 64, 512 };
 #define NR_BATCHES (sizeof(batches) / sizeof(batches[0]))
 
 static int rounds = 41;
-static volatile uint64_t sink;
 
 static uint64_t now_ns(void)
 {
