@@ -66,6 +66,11 @@
 
 /* Unmap calls between two looks at the scheduler. */
 #define UPAGE_EDIT_UNMAP_RESCHED	64
+/*
+ * VMA zaps (unmap calls times the VMAs mapping the space) a batch may make
+ * to unmap run by run; past it, one call unmaps the changed slots' span.
+ */
+#define UPAGE_EDIT_UNMAP_BUDGET		4096
 /* Slots a batch edits between two looks at the scheduler and signals. */
 #define UPAGE_EDIT_RESCHED	1024
 
@@ -488,13 +493,13 @@ static int upage_cmp_pgoff(const void *a, const void *b)
 static bool upage_edit_gap_is_cheap(struct upage_space *space, pgoff_t from,
 				    pgoff_t to)
 {
+	unsigned int allowed = READ_ONCE(upage_unmap_gap_frames);
 	unsigned long frames = 0;
 	pgoff_t i;
 
 	lockdep_assert_held(&space->lock);
 	for (i = from; i < to; i++) {
-		if (READ_ONCE(space->slots[i].frame) &&
-		    ++frames > upage_unmap_gap_frames)
+		if (READ_ONCE(space->slots[i].frame) && ++frames > allowed)
 			return false;
 		if (!((i - from + 1) % 4096))
 			cond_resched();
@@ -502,39 +507,79 @@ static bool upage_edit_gap_is_cheap(struct upage_space *space, pgoff_t from,
 	return true;
 }
 
-/*
- * Unmap exactly the changed slots, run by run, so that no page the batch
- * left alone faults again (a span unmap of 64 scattered discards made a
- * whole buffer pool fault back in); runs are joined only across slots
- * that cannot be mapped (upage_edit_gap_is_cheap()).
- */
-static void upage_edit_unmap(struct upage_edit_ctx *ctx)
+/* The VMAs mapping the space, counted up to @max. */
+static unsigned long upage_edit_count_vmas(struct upage_space *space,
+					   unsigned long max)
 {
-	struct upage_space *space = ctx->space;
-	pgoff_t *idx = ctx->runs;
-	size_t i, n = 0, start, calls = 0;
+	struct address_space *mapping = space->inode->i_mapping;
+	unsigned long nr = 0;
+	struct rb_node *node;
 
-	if (!ctx->nr_undo)
-		return;
-	for (i = 0; i < ctx->nr_undo; i++)
-		idx[i] = ctx->undo[i].idx;
-	sort(idx, ctx->nr_undo, sizeof(*idx), upage_cmp_pgoff, NULL);
-	/* A slot an op changed twice is in the undo log twice. */
-	for (i = 0; i < ctx->nr_undo; i++)
-		if (!n || idx[i] != idx[n - 1])
-			idx[n++] = idx[i];
+	i_mmap_lock_read(mapping);
+	for (node = rb_first_cached(&mapping->i_mmap); node && nr < max;
+	     node = rb_next(node))
+		nr++;
+	i_mmap_unlock_read(mapping);
+	return nr;
+}
 
-	start = 0;
+/*
+ * Walk the runs of the sorted changed slots idx[0..n-1], joined across
+ * gaps that cannot be mapped, and unmap each (unless @count_only); returns
+ * the number of runs.
+ */
+static size_t upage_edit_unmap_runs(struct upage_space *space,
+				    const pgoff_t *idx, size_t n,
+				    bool count_only)
+{
+	size_t i, start = 0, calls = 0;
+
 	for (i = 1; i <= n; i++) {
 		if (i < n && (idx[i] == idx[i - 1] + 1 ||
 			      upage_edit_gap_is_cheap(space, idx[i - 1] + 1,
 						      idx[i])))
 			continue;
-		upage_space_unmap(space, idx[start], idx[i - 1] - idx[start] + 1);
+		if (!count_only)
+			upage_space_unmap(space, idx[start],
+					  idx[i - 1] - idx[start] + 1);
 		start = i;
 		if (!(++calls % UPAGE_EDIT_UNMAP_RESCHED))
 			cond_resched();
 	}
+	return calls;
+}
+
+/*
+ * Unmap exactly the changed slots, run by run, so that no page the batch
+ * left alone faults again (a span unmap of 64 scattered discards made a
+ * whole buffer pool fault back in); runs are joined only across slots
+ * that cannot be mapped (upage_edit_gap_is_cheap()). Each call zaps every
+ * VMA of the space, so the runs are bounded by UPAGE_EDIT_UNMAP_BUDGET
+ * over the VMAs: past it, one call unmaps the span, as a batch always did
+ * before (review 5: 2,048 runs over 257 VMAs took 50 times as long, and
+ * over 4,097 VMAs seconds, unkillable). The undo log holds each slot once.
+ */
+static void upage_edit_unmap(struct upage_edit_ctx *ctx)
+{
+	struct upage_space *space = ctx->space;
+	pgoff_t *idx = ctx->runs;
+	unsigned long nr_vmas;
+	size_t i, n = ctx->nr_undo;
+
+	if (!n)
+		return;
+	for (i = 0; i < n; i++)
+		idx[i] = ctx->undo[i].idx;
+	sort(idx, n, sizeof(*idx), upage_cmp_pgoff, NULL);
+
+	nr_vmas = upage_edit_count_vmas(space, UPAGE_EDIT_UNMAP_BUDGET + 1);
+	if (nr_vmas > UPAGE_EDIT_UNMAP_BUDGET ||
+	    upage_edit_unmap_runs(space, idx, n, true) >
+	    UPAGE_EDIT_UNMAP_BUDGET / max(nr_vmas, 1UL)) {
+		upage_space_unmap(space, idx[0], idx[n - 1] - idx[0] + 1);
+		return;
+	}
+	upage_edit_unmap_runs(space, idx, n, false);
 }
 
 static bool upage_edit_was_taken(struct upage_frame *frame)
