@@ -35,7 +35,9 @@
  *
  * - ENOTTY: unknown ioctl number.
  * - EFAULT: the argument, or a buffer it points to, is not accessible.
- * - EOPNOTSUPP: an unknown flag, or a non-zero ``__reserved`` field.
+ * - EOPNOTSUPP: an unknown flag, a non-zero ``__reserved`` field, or an
+ *   unknown value of an enumerated field (an edit op, a residency op, a
+ *   track op, a resolve action, a protection).
  * - EINVAL: a field has a value out of range (a slot range that overflows
  *   or lies beyond the space's size, n == 0, ...).
  * - ENOSPC: a module limit (pages per space, resident pages in total or
@@ -50,7 +52,14 @@
  *   thread unmaps it, or it lies in a slot the call itself protects, traps
  *   or cuts off).
  *
- * A call that fails changes nothing.
+ * - EINTR: the caller got a fatal signal while the call waited or worked
+ *   (an edit, a query by address, a prefetch, a store change, a resolve
+ *   that zeroes); the call is undone as for any failure.
+ *
+ * A call that fails changes nothing, with one exception: an eviction
+ * (UPAGE_RES_EVICT) writes every frame it can; a frame whose store write
+ * fails stays resident and the error is returned, while the others stay
+ * evicted (@out_frames counts them).
  */
 
 #define UPAGE_TYPE 0xBA
@@ -443,8 +452,8 @@ enum upage_res_op {
  * pinned frames by EVICT. EBUSY: a
  * frame of the range is pinned by get_user_pages; nothing was evicted.
  * A store write that fails (EIO, ENOSPC of a full store, ...) leaves that
- * frame resident with its data and returns the error; frames evicted
- * before it stay evicted, @out_frames says how many.
+ * frame resident with its data and returns the error; the other frames of
+ * the range are written and stay evicted, @out_frames says how many.
  */
 struct upage_residency {
 	__u32 size;
@@ -486,7 +495,7 @@ struct upage_residency {
  * which stays resident with its data.
  *
  * The store can be changed only while no frame of the space is evicted
- * (EBUSY otherwise); frames written to the old store are written to the
+ * and no store write is in flight (EBUSY otherwise); frames written to the old store are written to the
  * new one when next evicted. Giving the current store again (the same
  * file and @offset, or -1 for the module's own) changes only @flags, and
  * is allowed at any time.
@@ -502,9 +511,13 @@ struct upage_residency {
  * UPAGE_STORE_RECLAIM. It skips frames that are pinned (UPAGE_RES_PIN),
  * locked or in use by the kernel. EBADF: @fd is not an open file, or not open
  * for both reading and writing. EINVAL: not a regular file, O_APPEND or
- * O_DIRECT, or @offset unaligned or too large (the largest space, of
+ * O_DIRECT, @offset unaligned or too large (the largest space, of
  * max_space_pages, must fit between it and the filesystem's file size
- * limit).
+ * limit), @fd below -1, or @fd -1 with a non-zero @offset. The module
+ * uses the file as it was given: O_APPEND or O_DIRECT set on it later
+ * (fcntl) sends the module's writes to the end of the file or makes them
+ * fail, and O_DIRECT makes UPAGE_RES_PIN's reads wait for the inode lock
+ * (README, "What does not work yet").
  */
 struct upage_store {
 	__u32 size;
@@ -611,7 +624,8 @@ struct upage_dirty {
  * struct upage_trap - ioctl(UPAGE_TRAP)
  * @size: sizeof(struct upage_trap)
  * @flags: UPAGE_TRAP_SET_TIMEOUT: also set the space's trap timeout to
- *	@timeout_ms; with this flag @n may be 0 (only the timeout is set)
+ *	@timeout_ms; with this flag @n may be 0 (only the timeout is set;
+ *	@access must then be 0, EINVAL otherwise)
  * @first: the first slot
  * @n: the number of slots
  * @access: what to trap on the slots from now on: UPAGE_TRAP_READ (every
