@@ -62,7 +62,7 @@
 #include "upage_private.h"
 #include "upage_trace.h"
 
-/* Frames claimed at a time by a pass, and slots it looks at at most. */
+/* Frames claimed at a time by a pass, and the most slots it looks at. */
 #define UPAGE_RECLAIM_BATCH 64
 #define UPAGE_RECLAIM_WINDOW 1024
 /* Slots one scan looks at in a space at most, per frame it is asked for. */
@@ -408,6 +408,7 @@ static unsigned long upage_shrink_count(struct shrinker *shrinker,
 	struct upage_count count = { 0 };
 	unsigned long nr = UPAGE_COUNT_SPACES, all;
 
+	/* Pairs with the release in upage_reclaim_init(): the list is set up. */
 	if (!smp_load_acquire(&upage_lru_ready))
 		return 0;
 	all = list_lru_count_one(&upage_lru, sc->nid, sc->memcg);
@@ -495,6 +496,7 @@ static unsigned long upage_shrink_scan(struct shrinker *shrinker,
 	struct upage_scan scan = { .nr = 0 };
 	unsigned int i;
 
+	/* Pairs with the release in upage_reclaim_init(): the list is set up. */
 	if (!smp_load_acquire(&upage_lru_ready))
 		return SHRINK_STOP;
 	/*
@@ -543,6 +545,7 @@ int upage_reclaim_init(void)
 	 */
 	if (list_lru_init_memcg(&upage_lru, upage_shrinker))
 		goto err_destroy_shrinker;
+	/* The callbacks may look at the list once they see this. */
 	smp_store_release(&upage_lru_ready, true);
 	return 0;
 

@@ -83,7 +83,7 @@ void upage_space_fence(struct upage_space *space, u64 first, u64 n)
  * inside it: a write through them must reach .page_mkwrite too.
  */
 static void upage_track_unmap_aliases(struct upage_space *space, u64 first,
-				   u64 n)
+				      u64 n)
 {
 	pgoff_t i, start = 0, run = 0;
 	bool any = false;

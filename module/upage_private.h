@@ -170,7 +170,7 @@ struct upage_space {
 	unsigned long edit_seq;
 	struct list_head punch_list;
 	struct work_struct punch_work;
-	struct mutex punch_lock;
+	struct mutex punch_lock;	/* the punch work and store changes (above) */
 	struct user_struct *pin_user;
 	unsigned long nr_pinned;
 	unsigned long claim_seq;

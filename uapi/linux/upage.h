@@ -495,10 +495,10 @@ struct upage_residency {
  * which stays resident with its data.
  *
  * The store can be changed only while no frame of the space is evicted
- * and no store write is in flight (EBUSY otherwise); frames written to the old store are written to the
- * new one when next evicted. Giving the current store again (the same
- * file and @offset, or -1 for the module's own) changes only @flags, and
- * is allowed at any time.
+ * and no store write is in flight (EBUSY otherwise); frames written to
+ * the old store are written to the new one when next evicted. Giving the
+ * current store again (the same file and @offset, or -1 for the module's
+ * own) changes only @flags, and is allowed at any time.
  *
  * Reclaim. Memory behaves like shmem: the module's shrinker runs on global
  * memory pressure and for a memory cgroup at its memory.max (the cgroup
