@@ -584,6 +584,9 @@ static int cmd_residency(int fd, int argc, char **argv)
 	for (i = 0; i < ARRAY_SIZE(ops); i++)
 		if (!strcmp(argv[0], ops[i].name))
 			break;
+	/* The dispatcher names these commands too: keep the two in step. */
+	if (i == ARRAY_SIZE(ops))
+		bad_usage("unknown command '%s'", argv[0]);
 	ret = ops[i].fn(fd, first, n, &done);
 	if (ret)
 		refused(ret);
