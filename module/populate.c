@@ -9,7 +9,10 @@
  * faults each page in through the mm's own fault path, as
  * madvise(MADV_POPULATE_READ) does: handle_mm_fault() of a read, under
  * the caller's mmap read lock, without FAULT_FLAG_ALLOW_RETRY, so the
- * lock is never dropped and the VMAs found stay valid. So the PTE is
+ * fault never drops the lock. The VMAs come from the space's i_mmap
+ * tree, which still holds a VMA that munmap() has taken out of the mm
+ * and is tearing down under the read lock: only those the mm's own tree
+ * still has are used (review 6: a PTE outlived its VMA). So the PTE is
  * made by .fault, under the protocol every other PTE of the space obeys
  * (fault.c: page lock, re-check, narrowing holds the page lock before it
  * unmaps), read-only in a shared writable mapping (its first write still
@@ -27,9 +30,12 @@
  * allocate; the program may never read them), evicted frames (a read
  * would wait for the store), claimed frames, UPAGE_PROT_NONE, traps, and
  * slots on which the caller holds a trap ticket (the fault would take
- * the answer meant for its own access, trap.c). Populating is best
+ * the answer meant for its own access, trap.c). A slot that changes
+ * between that check and its fault is faulted as the table says then
+ * (rarely a hole fill or a page-in, as any read would). Populating is best
  * effort: it never fails the call it follows, stops at a fatal signal,
- * and reaches at most UPAGE_POPULATE_MAX_VMAS of the caller's mappings.
+ * lets a waiting mmap or munmap of another thread in now and then, and
+ * reaches at most UPAGE_POPULATE_MAX_VMAS of the caller's mappings.
  */
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
@@ -74,8 +80,14 @@ static void upage_populate_find(struct upage_populate *pop,
 
 		if (vma->vm_pgoff > hi)
 			break;
+		/*
+		 * munmap() unlinks a VMA from i_mmap only after taking it out
+		 * of the mm's tree and downgrading the mmap lock to read: one
+		 * that the tree no longer has is being torn down.
+		 */
 		if (vma->vm_mm == mm && vma->vm_pgoff + vma_pages(vma) > lo &&
-		    (vma->vm_flags & VM_READ))
+		    (vma->vm_flags & VM_READ) &&
+		    vma_lookup(mm, vma->vm_start) == vma)
 			pop->vmas[pop->nr_vmas++] = vma;
 	}
 	i_mmap_unlock_read(mapping);
@@ -102,11 +114,23 @@ static bool upage_populate_slot_ok(struct upage_space *space, pgoff_t idx)
 	return ok;
 }
 
+static bool upage_populate_covers(struct upage_populate *pop, pgoff_t idx)
+{
+	unsigned int i;
+
+	for (i = 0; i < pop->nr_vmas; i++)
+		if (idx >= pop->vmas[i]->vm_pgoff &&
+		    idx - pop->vmas[i]->vm_pgoff < vma_pages(pop->vmas[i]))
+			return true;
+	return false;
+}
+
 static void upage_populate_slot(struct upage_populate *pop, pgoff_t idx)
 {
 	unsigned int i;
 
-	if (!upage_populate_slot_ok(pop->space, idx) ||
+	if (!upage_populate_covers(pop, idx) ||
+	    !upage_populate_slot_ok(pop->space, idx) ||
 	    upage_trap_has_ticket(pop->space, idx))
 		return;
 	for (i = 0; i < pop->nr_vmas; i++) {
@@ -124,13 +148,30 @@ static void upage_populate_slot(struct upage_populate *pop, pgoff_t idx)
 	}
 }
 
-/* Whether to stop a long populate (after a yield). */
-static bool upage_populate_step(u64 done)
+/*
+ * Every UPAGE_POPULATE_RESCHED slots: yield, and let a writer of the mmap
+ * lock (an mmap or munmap of another thread) in, finding the VMAs again
+ * after it. False: stop (a fatal signal; the lock is then not held).
+ */
+static bool upage_populate_step(struct upage_populate *pop,
+				struct mm_struct *mm, pgoff_t lo, pgoff_t hi,
+				u64 done)
 {
 	if (done % UPAGE_POPULATE_RESCHED)
-		return false;
-	cond_resched();
-	return fatal_signal_pending(current);
+		return true;
+	if (mmap_lock_is_contended(mm)) {
+		mmap_read_unlock(mm);
+		cond_resched();
+		if (mmap_read_lock_killable(mm))
+			return false;
+		upage_populate_find(pop, mm, lo, hi);
+	} else {
+		cond_resched();
+	}
+	if (!fatal_signal_pending(current))
+		return true;
+	mmap_read_unlock(mm);
+	return false;
 }
 
 /*
@@ -153,11 +194,12 @@ static unsigned long upage_populate(struct upage_space *space,
 		return 0;
 	upage_populate_find(&pop, mm, lo, hi);
 	for (i = 0; i < n && pop.nr_vmas; i++) {
-		if (upage_populate_step(i + 1))
-			break;
+		if (!upage_populate_step(&pop, mm, lo, hi, i + 1))
+			goto out;
 		upage_populate_slot(&pop, idx ? idx[i] : first + i);
 	}
 	mmap_read_unlock(mm);
+out:
 	atomic64_add(pop.mapped, &space->stats.populated);
 	return pop.mapped;
 }

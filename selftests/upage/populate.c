@@ -683,4 +683,90 @@ TEST_F(pop, resolve_with_populate_spares_the_waiter_its_retry_fault)
 	ASSERT_EQ(1, present(self->p + 20 * PAGE));
 }
 
+/*
+ * munmap() takes the VMA out of the mm's tree, downgrades the mmap lock
+ * to read and only then zaps the range and unlinks the VMA from the
+ * space's i_mmap: a populate of another thread in that window must not
+ * map into the dying VMA, or the PTE outlives it (the address reads the
+ * frame with no mapping there, and no edit can ever unmap it). Found by
+ * review 6; before its fix this read succeeded in the first round. The
+ * window sits mid-PMD beside another VMA, so the page table stays.
+ */
+#define RACE_SLOTS 4096
+#define PMD_BYTES (2UL << 20)
+
+struct unmapper {
+	int fd;
+	volatile int stop;
+	volatile unsigned long calls;
+};
+
+static void *populator(void *arg)
+{
+	struct unmapper *r = arg;
+	uint64_t done;
+
+	while (!r->stop) {
+		upage_prefetch_flags(r->fd, 0, 1, UPAGE_RES_POPULATE, &done);
+		r->calls++;
+	}
+	return NULL;
+}
+
+TEST(populate_during_munmap_leaves_no_pte_behind)
+{
+	struct unmapper r = { 0 };
+	unsigned char *resv, *base, *p;
+	struct upage_api api = { 0 };
+	struct upage_fault f;
+	int round, stale = 0;
+	pthread_t thr;
+	uint64_t done;
+	time_t end;
+
+	upage_open_or_skip(r.fd);
+	ASSERT_EQ(0, upage_api(r.fd, &api));
+	if (!(api.out_features & UPAGE_FEATURE_POPULATE))
+		SKIP(return, "the module has no UPAGE_FEATURE_POPULATE");
+	upage_resize_ok(r.fd, RACE_SLOTS);
+	/* The thread first: its stack must not land in the window. */
+	ASSERT_EQ(0, pthread_create(&thr, NULL, populator, &r));
+	resv = mmap(NULL, 64UL << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	ASSERT_NE(MAP_FAILED, resv);
+	base = (unsigned char *)(((uintptr_t)resv + PMD_BYTES - 1) &
+				 ~(PMD_BYTES - 1)) + PMD_BYTES / 2;
+	p = upage_map(r.fd, 0, RACE_SLOTS, MAP_SHARED);
+	ASSERT_NE(NULL, p);
+	memset(p, 'S', RACE_SLOTS * PAGE);
+	munmap(p, RACE_SLOTS * PAGE);
+
+	end = time(NULL) + 5;
+	for (round = 0; time(NULL) < end && !stale; round++) {
+		p = mmap(base, RACE_SLOTS * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, r.fd, 0);
+		ASSERT_EQ(base, p);
+		/* Every PTE present: the zap takes a while. */
+		ASSERT_EQ(0, upage_prefetch_flags(r.fd, 0, RACE_SLOTS,
+						  UPAGE_RES_POPULATE, &done));
+		ASSERT_EQ(0, munmap(p, RACE_SLOTS * PAGE));
+		if (_upage_access(base, 0, 0, &f) == 0) {
+			stale = 1;
+			TH_LOG("round %d: read %c after munmap", round, f.val);
+		}
+	}
+	r.stop = 1;
+	pthread_join(thr, NULL);
+	if (stale) {
+		/* An anonymous mapping over it zaps the stale PTE on munmap. */
+		p = mmap(base, RACE_SLOTS * PAGE, PROT_READ,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (p != MAP_FAILED)
+			munmap(p, RACE_SLOTS * PAGE);
+	}
+	munmap(resv, 64UL << 20);
+	close(r.fd);
+	ASSERT_EQ(0, stale);
+}
+
 TEST_HARNESS_MAIN

@@ -381,9 +381,10 @@ struct upage_query {
  * @out_traps: trap events queued (UPAGE_TRAP)
  * @out_traps_resolved: faulting threads let go by UPAGE_RESOLVE
  * @out_traps_timed_out: faulting threads whose wait ended in SIGBUS
- * @out_populated: page table entries UPAGE_EDIT_POPULATE and
- *	UPAGE_RES_POPULATE installed
  *	without a resolve: the timeout, or the handler gone
+ * @out_populated: pages UPAGE_EDIT_POPULATE, UPAGE_RES_POPULATE and
+ *	UPAGE_RESOLVE_POPULATE faulted in (or found mapped already); these
+ *	faults are counted in @out_faults too
  *
  * Counters of the space since it was opened. Fields up to @out_batches are
  * the first version of the struct.
