@@ -58,6 +58,12 @@ FIXTURE_VARIANT_ADD(tool, track) {
 	.cmd = TOOLS "upage-bench-track -n 64 -r 1",
 };
 
+/* unmap_gap_frames 0 and 4 on a pool of 64 pages, one round each. */
+FIXTURE_VARIANT_ADD(tool, gap) {
+	.cmd = TOOLS "upage-bench-gap -n 64 -b 8 -r 1 -g 0,4",
+	.says = "every page of both pools right after every round",
+};
+
 FIXTURE_SETUP(tool)
 {
 	char path[256];
