@@ -54,7 +54,9 @@
  * per evicted page: the minor faults of the process (getrusage, which
  * counts the faults of O_DIRECT's get_user_pages too) over the timed
  * interval divided by the pages evicted in it, for both; for upage also the
- * space's own count (UPAGE_STATS out_faults, .fault calls).
+ * space's own count (UPAGE_STATS out_faults, .fault calls). Each run's
+ * "# " line also gives the time per page of the drop calls, of the preads
+ * (the fault that fills the page included) and of the pwrites.
  *
  * Checks: every lookup finds its row, or none where none must be; every
  * order-status finds the order and its lines; at the end one scan through
@@ -69,7 +71,7 @@
  *
  * usage: upage-bench-btree [-b BUDGET_PAGES] [-T SECONDS] [-r RUNS]
  *                          [-d DEVICE] [-t]
- * (default: budget 4096 pages (16 MiB), 3 s, 3 runs; -t is the tiny run of
+ * (default: budget 4096 pages (16 MiB), 2 s, 5 runs; -t is the tiny run of
  * make check: budget 128, 0.2 s, 1 run)
  */
 #include <errno.h>
@@ -284,6 +286,8 @@ struct bm {
 	int space;			/* upage: the space's fd */
 	struct upage_edit_op ops[BATCH];
 	atomic_uint_fast64_t evicted, reads, writes;
+	/* time in the drop calls, in preads (their faults included), in pwrites */
+	atomic_uint_fast64_t drop_ns, read_ns, write_ns;
 };
 
 static struct bm bm;
@@ -414,7 +418,7 @@ static void drop_batch(const uint64_t *victims, int n)
 static void evict_batch(void)
 {
 	uint64_t victims[BATCH], used = atomic_load(&db_pages);
-	uint64_t scanned, limit = 3 * used;
+	uint64_t scanned, limit = 3 * used, t, t2;
 	int n = 0;
 
 	pthread_mutex_lock(&bm.evict_lock);
@@ -438,6 +442,7 @@ static void evict_batch(void)
 						word(ST_LOCKED, ver_of(w))))
 			victims[n++] = pid;
 	}
+	t = now_ns();
 	for (int i = 0; i < n; i++) {
 		if (!atomic_load(&bm.dirty[victims[i]]))
 			continue;
@@ -445,8 +450,11 @@ static void evict_batch(void)
 		atomic_store(&bm.dirty[victims[i]], 0);
 		atomic_fetch_add(&bm.writes, 1);
 	}
+	t2 = now_ns();
+	atomic_fetch_add(&bm.write_ns, t2 - t);
 	if (n)
 		drop_batch(victims, n);
+	atomic_fetch_add(&bm.drop_ns, now_ns() - t2);
 	for (int i = 0; i < n; i++) {
 		uint64_t w = atomic_load(&bm.state[victims[i]]);
 
@@ -483,7 +491,10 @@ static int load_page(uint64_t pid, int fresh, int keep_locked)
 		memset(page_addr(pid), 0, PAGE);
 		atomic_store(&bm.dirty[pid], 1);
 	} else {
+		uint64_t t = now_ns();
+
 		dev_read(page_addr(pid), pid);
+		atomic_fetch_add(&bm.read_ns, now_ns() - t);
 		atomic_fetch_add(&bm.reads, 1);
 	}
 	if (keep_locked)
@@ -1582,6 +1593,7 @@ static void *worker_main(void *arg)
 
 struct sample {
 	uint64_t ops, evicted, minflt, space_faults, ns;
+	uint64_t reads, writes, drop_ns, read_ns, write_ns;
 };
 
 static uint64_t space_faults(void)
@@ -1603,13 +1615,22 @@ static void take(struct sample *s, struct worker *wk, int threads)
 	getrusage(RUSAGE_SELF, &ru);
 	s->minflt = ru.ru_minflt;
 	s->evicted = atomic_load(&bm.evicted);
+	s->reads = atomic_load(&bm.reads);
+	s->writes = atomic_load(&bm.writes);
+	s->drop_ns = atomic_load(&bm.drop_ns);
+	s->read_ns = atomic_load(&bm.read_ns);
+	s->write_ns = atomic_load(&bm.write_ns);
 	s->space_faults = space_faults();
 	s->ns = now_ns();
 }
 
-struct result { double ops_s, flt_evict, sflt_evict; };
+struct result {
+	double ops_s, flt_evict, sflt_evict;
+	double drop_ns, read_ns, write_ns;	/* per page dropped, read, written */
+	double writes_evict;
+};
 
-static double seconds = 3;
+static double seconds = 2;
 static uint64_t run_seed = 1;
 
 static struct result run_once(enum variant v, uint64_t budget, int threads,
@@ -1651,6 +1672,13 @@ static struct result run_once(enum variant v, uint64_t budget, int threads,
 	res.flt_evict = (double)(b.minflt - a.minflt) / (b.evicted - a.evicted);
 	res.sflt_evict = (double)(b.space_faults - a.space_faults) /
 			 (b.evicted - a.evicted);
+	res.drop_ns = (double)(b.drop_ns - a.drop_ns) / (b.evicted - a.evicted);
+	res.read_ns = (double)(b.read_ns - a.read_ns) /
+		      (b.reads - a.reads ? b.reads - a.reads : 1);
+	res.write_ns = (double)(b.write_ns - a.write_ns) /
+		       (b.writes - a.writes ? b.writes - a.writes : 1);
+	res.writes_evict = (double)(b.writes - a.writes) /
+			   (b.evicted - a.evicted);
 	bm_flush();
 	bm_close();
 	return res;
@@ -1708,7 +1736,10 @@ static void workload(const char *job, const char *unit, uint64_t budget,
 			if (var == V_UPAGE)
 				printf(", %.3f (UPAGE_STATS faults)",
 				       r[var][i].sflt_evict);
-			printf("\n");
+			printf("; ns per page: drop %.0f, pread+fault %.0f, "
+			       "pwrite %.0f (%.2f per evicted page)\n",
+			       r[var][i].drop_ns, r[var][i].read_ns,
+			       r[var][i].write_ns, r[var][i].writes_evict);
 			fflush(stdout);
 		}
 	}
@@ -1744,7 +1775,7 @@ int main(int argc, char **argv)
 {
 	uint64_t budget = 4096, lk_pages, tp_pages, t0;
 	const char *device = NULL;
-	int runs = 3, opt, fd;
+	int runs = 5, opt, fd;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((opt = getopt(argc, argv, "b:T:r:d:t")) != -1) {
