@@ -288,6 +288,11 @@ struct bm {
 	atomic_uint_fast64_t evicted, reads, writes;
 	/* time in the drop calls, in preads (their faults included), in pwrites */
 	atomic_uint_fast64_t drop_ns, read_ns, write_ns;
+	/*
+	 * Odd while a batch is being dropped; the preads that overlapped a
+	 * drop (another thread's) are also counted apart.
+	 */
+	atomic_uint_fast64_t drop_seq, ovl_reads, ovl_read_ns;
 };
 
 static struct bm bm;
@@ -452,8 +457,10 @@ static void evict_batch(void)
 	}
 	t2 = now_ns();
 	atomic_fetch_add(&bm.write_ns, t2 - t);
+	atomic_fetch_add(&bm.drop_seq, 1);
 	if (n)
 		drop_batch(victims, n);
+	atomic_fetch_add(&bm.drop_seq, 1);
 	atomic_fetch_add(&bm.drop_ns, now_ns() - t2);
 	for (int i = 0; i < n; i++) {
 		uint64_t w = atomic_load(&bm.state[victims[i]]);
@@ -491,11 +498,16 @@ static int load_page(uint64_t pid, int fresh, int keep_locked)
 		memset(page_addr(pid), 0, PAGE);
 		atomic_store(&bm.dirty[pid], 1);
 	} else {
-		uint64_t t = now_ns();
+		uint64_t seq = atomic_load(&bm.drop_seq), t = now_ns(), dt;
 
 		dev_read(page_addr(pid), pid);
-		atomic_fetch_add(&bm.read_ns, now_ns() - t);
+		dt = now_ns() - t;
+		atomic_fetch_add(&bm.read_ns, dt);
 		atomic_fetch_add(&bm.reads, 1);
+		if (seq % 2 || atomic_load(&bm.drop_seq) != seq) {
+			atomic_fetch_add(&bm.ovl_read_ns, dt);
+			atomic_fetch_add(&bm.ovl_reads, 1);
+		}
 	}
 	if (keep_locked)
 		return 1;
@@ -1594,6 +1606,7 @@ static void *worker_main(void *arg)
 struct sample {
 	uint64_t ops, evicted, minflt, space_faults, ns;
 	uint64_t reads, writes, drop_ns, read_ns, write_ns;
+	uint64_t ovl_reads, ovl_read_ns;
 };
 
 static uint64_t space_faults(void)
@@ -1620,6 +1633,8 @@ static void take(struct sample *s, struct worker *wk, int threads)
 	s->drop_ns = atomic_load(&bm.drop_ns);
 	s->read_ns = atomic_load(&bm.read_ns);
 	s->write_ns = atomic_load(&bm.write_ns);
+	s->ovl_reads = atomic_load(&bm.ovl_reads);
+	s->ovl_read_ns = atomic_load(&bm.ovl_read_ns);
 	s->space_faults = space_faults();
 	s->ns = now_ns();
 }
@@ -1628,6 +1643,7 @@ struct result {
 	double ops_s, flt_evict, sflt_evict;
 	double drop_ns, read_ns, write_ns;	/* per page dropped, read, written */
 	double writes_evict;
+	double ovl_share, ovl_read_ns, alone_read_ns;	/* preads during a drop */
 };
 
 static double seconds = 2;
@@ -1679,6 +1695,16 @@ static struct result run_once(enum variant v, uint64_t budget, int threads,
 		       (b.writes - a.writes ? b.writes - a.writes : 1);
 	res.writes_evict = (double)(b.writes - a.writes) /
 			   (b.evicted - a.evicted);
+	{
+		uint64_t reads = b.reads - a.reads, ovl = b.ovl_reads - a.ovl_reads;
+		uint64_t ns = b.read_ns - a.read_ns;
+		uint64_t ovl_ns = b.ovl_read_ns - a.ovl_read_ns;
+
+		res.ovl_share = reads ? (double)ovl / reads : 0;
+		res.ovl_read_ns = ovl ? (double)ovl_ns / ovl : 0;
+		res.alone_read_ns = reads > ovl ?
+				    (double)(ns - ovl_ns) / (reads - ovl) : 0;
+	}
 	bm_flush();
 	bm_close();
 	return res;
@@ -1737,9 +1763,16 @@ static void workload(const char *job, const char *unit, uint64_t budget,
 				printf(", %.3f (UPAGE_STATS faults)",
 				       r[var][i].sflt_evict);
 			printf("; ns per page: drop %.0f, pread+fault %.0f, "
-			       "pwrite %.0f (%.2f per evicted page)\n",
+			       "pwrite %.0f (%.2f per evicted page)",
 			       r[var][i].drop_ns, r[var][i].read_ns,
 			       r[var][i].write_ns, r[var][i].writes_evict);
+			if (threads > 1)
+				printf("; pread+fault %.0f alone, %.0f during "
+				       "the other thread's drop (%.0f%% of "
+				       "them)", r[var][i].alone_read_ns,
+				       r[var][i].ovl_read_ns,
+				       100 * r[var][i].ovl_share);
+			printf("\n");
 			fflush(stdout);
 		}
 	}
