@@ -1769,7 +1769,7 @@ static void workload(const char *job, const char *unit, uint64_t budget,
 			       r[var][i].write_ns, r[var][i].writes_evict);
 			if (threads > 1)
 				printf("; pread+fault %.0f alone, %.0f during "
-				       "the other thread's drop (%.0f%% of "
+				       "the other thread's drop (%.1f%% of "
 				       "them)", r[var][i].alone_read_ns,
 				       r[var][i].ovl_read_ns,
 				       100 * r[var][i].ovl_share);
