@@ -50,6 +50,12 @@ FIXTURE_VARIANT_ADD(tool, swap) {
 	.says = "all swapped correctly",
 };
 
+/* The B-tree buffer manager: budget 128 pages, 0.2 s per run, one run. */
+FIXTURE_VARIANT_ADD(tool, btree) {
+	.cmd = TOOLS "upage-bench-btree -t",
+	.says = "btree: all checks passed",
+};
+
 FIXTURE_VARIANT_ADD(tool, pageout) {
 	.cmd = TOOLS "upage-bench-pageout -n 16 -r 1",
 };
