@@ -6,10 +6,10 @@
  * read of them takes no fault.
  *
  * It runs after the call's work is done, with no space lock held, and
- * faults each page in through the mm's own fault path, as
+ * faults each page in through the mm's own fault path, much as
  * madvise(MADV_POPULATE_READ) does: handle_mm_fault() of a read, under
- * the caller's mmap read lock, without FAULT_FLAG_ALLOW_RETRY, so the
- * fault never drops the lock. The VMAs come from the space's i_mmap
+ * the caller's mmap read lock, but without FAULT_FLAG_ALLOW_RETRY, so the
+ * fault never drops the lock (and never waits on a trap). The VMAs come from the space's i_mmap
  * tree, which still holds a VMA that munmap() has taken out of the mm
  * and is tearing down under the read lock: only those the mm's own tree
  * still has are used (review 6: a PTE outlived its VMA). So the PTE is

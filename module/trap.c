@@ -59,6 +59,7 @@ struct upage_trap_ev {
 struct upage_trap_waiter {
 	struct list_head node;		/* ev->waiters, then ->trap_tickets */
 	struct upage_trap_ev *ev;	/* while pending */
+	struct task_struct *sleeper;	/* the waiting thread, while pending */
 	struct task_struct *task;	/* a reference, while a ticket */
 	pgoff_t slot;
 	int result;
@@ -104,13 +105,55 @@ void upage_trap_destroy(struct upage_space *space)
 }
 
 /*
+ * The threads a resolve answered, to wake each alone rather than every
+ * waiter of the space; past UPAGE_WAKE_MAX of them, all are woken.
+ */
+#define UPAGE_WAKE_MAX 16
+
+struct upage_wake {
+	struct task_struct *tasks[UPAGE_WAKE_MAX];
+	unsigned int nr;
+	bool all;
+};
+
+/* Under table_lock: @w is still pending, so its sleeper is alive. */
+static void upage_wake_add(struct upage_wake *wake,
+			   struct upage_trap_waiter *w)
+{
+	if (!wake)
+		return;
+	if (wake->nr == UPAGE_WAKE_MAX) {
+		wake->all = true;
+		return;
+	}
+	get_task_struct(w->sleeper);
+	wake->tasks[wake->nr++] = w->sleeper;
+}
+
+/* After table_lock: wake the threads answered, or all. */
+static void upage_wake_up(struct upage_space *space, struct upage_wake *wake)
+{
+	unsigned int i;
+
+	if (wake->all)
+		wake_up_all(&space->trap_wq);
+	for (i = 0; i < wake->nr; i++) {
+		if (!wake->all)
+			wake_up_process(wake->tasks[i]);
+		put_task_struct(wake->tasks[i]);
+	}
+}
+
+/*
  * Answer every thread waiting on @ev with @result and drop the event;
  * returns how many there were. Under table_lock; the caller frees the
- * event (on @dead) after unlocking and wakes space->trap_wq.
+ * event (on @dead) after unlocking and wakes the threads: those on @wake
+ * if given, else all of space->trap_wq.
  */
 static unsigned int upage_trap_answer(struct upage_space *space,
 				      struct upage_trap_ev *ev, int result,
-				      struct list_head *dead)
+				      struct list_head *dead,
+				      struct upage_wake *wake)
 {
 	struct upage_trap_waiter *w, *wn;
 	unsigned int nr = 0;
@@ -118,6 +161,7 @@ static unsigned int upage_trap_answer(struct upage_space *space,
 	lockdep_assert_held(&space->table_lock);
 	list_for_each_entry_safe(w, wn, &ev->waiters, node) {
 		list_del_init(&w->node);
+		upage_wake_add(wake, w);
 		w->ev = NULL;
 		w->seq = space->trap_seq;
 		WRITE_ONCE(w->result, result);
@@ -133,7 +177,8 @@ static unsigned int upage_trap_answer(struct upage_space *space,
  */
 static unsigned int upage_trap_answer_range(struct upage_space *space,
 					    u64 first, u64 n, int result,
-					    bool all, struct list_head *dead)
+					    bool all, struct list_head *dead,
+					    struct upage_wake *wake)
 {
 	struct list_head *lists[] = { &space->trap_queue, &space->trap_read };
 	struct upage_trap_ev *ev, *en;
@@ -146,7 +191,7 @@ static unsigned int upage_trap_answer_range(struct upage_space *space,
 			if (!all && upage_trap_catches(space->slots[ev->slot].flags,
 						       ev->access))
 				continue;
-			nr += upage_trap_answer(space, ev, result, dead);
+			nr += upage_trap_answer(space, ev, result, dead, wake);
 		}
 	}
 	return nr;
@@ -371,6 +416,7 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 		queued = true;
 	}
 	w->ev = ev;
+	w->sleeper = current;
 	w->slot = vmf->pgoff;
 	w->write = access == UPAGE_TRAP_WRITE;
 	list_add_tail(&w->node, &ev->waiters);
@@ -519,7 +565,7 @@ int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 		space->trap_seq++;
 	/* Threads waiting for an access no longer trapped go on. */
 	woken = upage_trap_answer_range(space, first, n, UPAGE_WAIT_PASS,
-					false, &dead);
+					false, &dead, NULL);
 	spin_unlock(&space->table_lock);
 	if (bits) {
 		upage_space_fence(space, first, n);
@@ -627,6 +673,7 @@ static int upage_trap_fill(struct upage_space *space, u64 first, u64 n,
 static int upage_do_resolve(struct upage_space *space, u32 action,
 			    u32 flags, u64 first, u64 n, u64 src, u64 *woken)
 {
+	struct upage_wake wake = {};
 	struct page **pages = NULL;
 	unsigned int nr;
 	LIST_HEAD(dead);
@@ -646,8 +693,9 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 		 * without the lock (one lock round per resolve), checked
 		 * again under it.
 		 */
-		if (first >= READ_ONCE(space->nr_pages) ||
-		    n > READ_ONCE(space->nr_pages) - first)
+		pgoff_t size = READ_ONCE(space->nr_pages);
+
+		if (first >= size || n > size - first)
 			return -EINVAL;
 		pages = upage_trap_copy_in(space, src, n);
 		if (IS_ERR(pages))
@@ -681,7 +729,7 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 	nr = upage_trap_answer_range(space, first, n,
 				     action == UPAGE_RESOLVE_SIGBUS ?
 				     UPAGE_WAIT_SIGBUS : UPAGE_WAIT_PASS,
-				     true, &dead);
+				     true, &dead, &wake);
 	spin_unlock(&space->table_lock);
 	*woken = nr;
 out_unlock:
@@ -690,10 +738,10 @@ out_unlock:
 	if (!ret && (flags & UPAGE_RESOLVE_POPULATE) &&
 	    action != UPAGE_RESOLVE_SIGBUS)
 		upage_populate_range(space, first, n);
-	if (*woken) {
+	if (*woken)
 		atomic64_add(*woken, &space->stats.traps_resolved);
-		wake_up_all(&space->trap_wq);
-	}
+	/* Only the threads answered: others of the space sleep on. */
+	upage_wake_up(space, &wake);
 	upage_trap_free_dead(&dead);
 	if (pages) {
 		for (i = 0; i < n; i++) {
@@ -730,7 +778,7 @@ void upage_trap_cut(struct upage_space *space, u64 first)
 
 	spin_lock(&space->table_lock);
 	nr = upage_trap_answer_range(space, first, U64_MAX - first,
-				     UPAGE_WAIT_PASS, true, &dead);
+				     UPAGE_WAIT_PASS, true, &dead, NULL);
 	spin_unlock(&space->table_lock);
 	if (nr)
 		wake_up_all(&space->trap_wq);
@@ -852,7 +900,8 @@ void upage_trap_flush(struct upage_space *space, fl_owner_t id)
 		space->trap_owner = NULL;
 		space->trap_orphaned = true;
 		nr = upage_trap_answer_range(space, 0, ULONG_MAX,
-					     UPAGE_WAIT_SIGBUS, true, &dead);
+					     UPAGE_WAIT_SIGBUS, true, &dead,
+					     NULL);
 	}
 	spin_unlock(&space->table_lock);
 	if (nr) {

@@ -605,6 +605,11 @@ TEST_F(pop, narrowing_by_another_thread_is_never_bypassed)
 		upage_access_segv(self->p, 0);
 		upage_access_segv(self->p + 3 * PAGE, 0);
 		ASSERT_EQ(0, upage_protect(self->fd, 0, 4, UPAGE_PROT_RW));
+		/* A read trap: no populate may map past it. */
+		ASSERT_EQ(0, upage_trap(self->fd, 0, 4, UPAGE_TRAP_READ));
+		ASSERT_EQ(0, present(self->p));
+		ASSERT_EQ(0, present(self->p + 2 * PAGE));
+		ASSERT_EQ(0, upage_trap(self->fd, 0, 4, 0));
 		ASSERT_EQ(0, upage_evict(self->fd, 0, 4, &done));
 		ASSERT_EQ(0, upage_prefetch(self->fd, 0, 4, &done));
 	}

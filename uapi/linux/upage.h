@@ -101,7 +101,7 @@ enum {
 #define UPAGE_FEATURE_RECLAIM		(1ULL << 11)	/* UPAGE_STORE_RECLAIM */
 #define UPAGE_FEATURE_TRACK		(1ULL << 12)	/* UPAGE_TRACK, UPAGE_DIRTY */
 #define UPAGE_FEATURE_TRAP		(1ULL << 13)	/* UPAGE_TRAP, UPAGE_RESOLVE */
-#define UPAGE_FEATURE_POPULATE		(1ULL << 14)	/* UPAGE_EDIT_POPULATE, UPAGE_RES_POPULATE */
+#define UPAGE_FEATURE_POPULATE		(1ULL << 14)	/* UPAGE_{EDIT,RES,RESOLVE}_POPULATE */
 
 /**
  * struct upage_api - ioctl(UPAGE_API)
@@ -760,8 +760,9 @@ enum upage_resolve_action {
  * @flags: UPAGE_RESOLVE_LIFT: also lift the traps of the slots;
  *	UPAGE_RESOLVE_POPULATE: map the slots into the caller's own mappings
  *	before the threads are let go (as UPAGE_EDIT_POPULATE: slots still
- *	trapped are not mapped), so that a waiting thread of the caller's
- *	process finds its page mapped and does not fault again
+ *	trapped, and the holes ZERO leaves, are not mapped), so that a
+ *	waiting thread of the caller's process finds its page mapped and
+ *	does not fault again; the threads answered wait for it
  * @action: an enum upage_resolve_action
  * @__reserved: must be 0
  * @first: the first slot
