@@ -71,6 +71,8 @@
  * to unmap run by run; past it, one call unmaps the changed slots' span.
  */
 #define UPAGE_EDIT_UNMAP_BUDGET		4096
+/* The longest gap between two changed runs that an unmap may span. */
+#define UPAGE_EDIT_GAP_SCAN	256
 /* Slots a batch edits between two looks at the scheduler and signals. */
 #define UPAGE_EDIT_RESCHED	1024
 
@@ -488,7 +490,10 @@ static int upage_cmp_pgoff(const void *a, const void *b)
  * no frame cannot be mapped (a hole fills on its first fault), so with the
  * default of 0 a merge costs no refault and saves an unmap call (a walk of
  * the mapping's VMAs and a TLB flush per VMA). space->lock keeps holes
- * holes; the frame pointers are only tested, never followed.
+ * holes; the frame pointers are only tested, never followed. A gap longer
+ * than UPAGE_EDIT_GAP_SCAN slots is not looked at (not joined): scanning
+ * the holes between pairs scattered over a 1 GiB space made a swap batch
+ * cost 4 times as much per page as in 1 MiB.
  */
 static bool upage_edit_gap_is_cheap(struct upage_space *space, pgoff_t from,
 				    pgoff_t to)
@@ -498,11 +503,11 @@ static bool upage_edit_gap_is_cheap(struct upage_space *space, pgoff_t from,
 	pgoff_t i;
 
 	lockdep_assert_held(&space->lock);
+	if (to - from > UPAGE_EDIT_GAP_SCAN)
+		return false;
 	for (i = from; i < to; i++) {
 		if (READ_ONCE(space->slots[i].frame) && ++frames > allowed)
 			return false;
-		if (!((i - from + 1) % 4096))
-			cond_resched();
 	}
 	return true;
 }
