@@ -2,6 +2,7 @@
 /* The helpers of common.h, shared by every program of tools/bench/. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,18 @@ void bench_flush_caches(void)
 	for (size_t i = 0; i < FLUSH_BYTES; i += 64)
 		sum += *(volatile char *)(buf + i);
 	bench_sink = sum;
+}
+
+void bench_pin_cpu0(const char *why)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		printf("# could not pin to CPU 0: %s\n", strerror(errno));
+	else
+		printf("# pinned to CPU 0: %s\n", why);
 }
 
 char *bench_map_anon(size_t len, int shared)

@@ -46,6 +46,14 @@ int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Read through a buffer much larger than the caches, untimed. */
 void bench_flush_caches(void);
 
+/*
+ * Run this process, and the threads and children it makes from now on, on
+ * CPU 0 only, saying why (@why) in a "# " line. Under TCG, waking a thread
+ * on another vCPU costs the host a thread wakeup (milliseconds on a busy
+ * host), which would drown what a handler round trip costs.
+ */
+void bench_pin_cpu0(const char *why);
+
 /* Private anonymous memory without huge pages (NULL on failure). */
 char *bench_map_anon(size_t len, int shared);
 

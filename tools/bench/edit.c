@@ -690,6 +690,7 @@ int main(int argc, char **argv)
 	bench_args(argc, argv, 512, 8);
 	printf("# bench-edit: %zu pages (pairs) per run at least, %d runs per row, batches 1..%d\n",
 	       bench_pages, bench_runs, bench_tiny ? 8 : 4096);
+	bench_pin_cpu0("the mapping processes of procs=P read in turn");
 	swap_sweeps();
 	edit_job(ALIAS, alias_methods, 3, batches, bench_tiny ? 1 : 3);
 	edit_job(MOVE, move_methods, 3, batches, bench_tiny ? 1 : 3);

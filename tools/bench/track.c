@@ -687,6 +687,7 @@ int main(int argc, char **argv)
 	pages = bench_pages;
 	printf("# bench-track: %zu pages, %d runs per row (tracking: %d rounds a run)\n",
 	       pages, bench_runs, ROUNDS);
+	bench_pin_cpu0("handler threads and faulting threads share it");
 	/* A method that hangs must fail the benchmark, not stall it. */
 	alarm(600);
 	bad = bench_tracking();
