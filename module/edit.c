@@ -747,7 +747,7 @@ out_rollback:
 }
 
 int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
-		     u32 count, u32 *error_index)
+		     u32 count, u32 flags, u32 *error_index)
 {
 	struct upage_edit_ctx ctx = { .space = space };
 	size_t slots = 0, need;
@@ -780,6 +780,9 @@ int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 		/* Let a fault in flight finish before looking again. */
 		schedule_timeout_uninterruptible(1);
 	}
+	/* The unmap left the changed slots sorted in ctx.runs. */
+	if (!ret && (flags & UPAGE_EDIT_POPULATE))
+		upage_populate_slots(space, ctx.runs, ctx.nr_undo);
 out_trace:
 	/* A committed edit's undo log holds each changed slot once. */
 	trace_upage_edit(space, count, ret ? 0 : ctx.nr_undo, *error_index,

@@ -23,7 +23,7 @@
 	 UPAGE_FEATURE_QUERY_BY_ADDR | UPAGE_FEATURE_DISCARD |            \
 	 UPAGE_FEATURE_EVICT | UPAGE_FEATURE_STORE | UPAGE_FEATURE_PIN |       \
 	 UPAGE_FEATURE_LAZY_FREE | UPAGE_FEATURE_RECLAIM |                 \
-	 UPAGE_FEATURE_TRACK | UPAGE_FEATURE_TRAP)
+	 UPAGE_FEATURE_TRACK | UPAGE_FEATURE_TRAP | UPAGE_FEATURE_POPULATE)
 
 struct upage_ucmd {
 	struct file *file;
@@ -102,7 +102,7 @@ static int upage_edit_checked(struct upage_ucmd *ucmd)
 	struct upage_edit_op *ops;
 	int ret;
 
-	if (cmd->flags || cmd->__reserved)
+	if ((cmd->flags & ~UPAGE_EDIT_FLAGS_ALL) || cmd->__reserved)
 		return -EOPNOTSUPP;
 	if (!cmd->count || cmd->count > UPAGE_EDIT_MAX_OPS ||
 	    cmd->op_size < offsetofend(struct upage_edit_op, __reserved))
@@ -116,7 +116,7 @@ static int upage_edit_checked(struct upage_ucmd *ucmd)
 				  &cmd->out_error_index);
 	if (IS_ERR(ops))
 		return PTR_ERR(ops);
-	ret = upage_edit_apply(ucmd->space, ops, cmd->count,
+	ret = upage_edit_apply(ucmd->space, ops, cmd->count, cmd->flags,
 			       &cmd->out_error_index);
 	kvfree(ops);
 	return ret;
@@ -229,6 +229,7 @@ static int upage_ioctl_stats(struct upage_ucmd *ucmd)
 	cmd->out_traps = atomic64_read(&space->stats.traps);
 	cmd->out_traps_resolved = atomic64_read(&space->stats.traps_resolved);
 	cmd->out_traps_timed_out = atomic64_read(&space->stats.traps_timed_out);
+	cmd->out_populated = atomic64_read(&space->stats.populated);
 	return upage_ucmd_respond(ucmd, sizeof(*cmd));
 }
 
@@ -237,9 +238,10 @@ static int upage_ioctl_residency(struct upage_ucmd *ucmd)
 	struct upage_residency *cmd = ucmd->cmd;
 	int ret;
 
-	if (cmd->flags || cmd->__reserved)
+	if ((cmd->flags & ~UPAGE_RES_FLAGS_ALL) || cmd->__reserved)
 		return -EOPNOTSUPP;
-	if (!cmd->n)
+	if (!cmd->n ||
+	    ((cmd->flags & UPAGE_RES_POPULATE) && cmd->op != UPAGE_RES_PREFETCH))
 		return -EINVAL;
 	switch (cmd->op) {
 	case UPAGE_RES_EVICT:
@@ -249,6 +251,8 @@ static int upage_ioctl_residency(struct upage_ucmd *ucmd)
 	case UPAGE_RES_PREFETCH:
 		ret = upage_backing_prefetch(ucmd->space, cmd->first, cmd->n,
 					     &cmd->out_frames);
+		if (!ret && (cmd->flags & UPAGE_RES_POPULATE))
+			upage_populate_range(ucmd->space, cmd->first, cmd->n);
 		break;
 	case UPAGE_RES_PIN:
 		ret = upage_backing_pin(ucmd->space, cmd->first, cmd->n,

@@ -630,7 +630,7 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 		};
 		u32 index;
 
-		ret = upage_edit_apply(space, &op, 1, &index);
+		ret = upage_edit_apply(space, &op, 1, 0, &index);
 		if (ret)
 			return ret;
 	}

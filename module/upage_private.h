@@ -101,6 +101,7 @@ struct upage_counters {
 	atomic64_t traps;
 	atomic64_t traps_resolved;
 	atomic64_t traps_timed_out;
+	atomic64_t populated;
 };
 
 /*
@@ -389,7 +390,13 @@ int upage_addr_to_slot(struct upage_space *space, unsigned long addr,
 
 /* edit.c */
 int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
-		     u32 count, u32 *error_index);
+		     u32 count, u32 flags, u32 *error_index);
+
+/* populate.c */
+unsigned long upage_populate_slots(struct upage_space *space,
+				   const pgoff_t *idx, size_t n);
+unsigned long upage_populate_range(struct upage_space *space, u64 first,
+				   u64 n);
 
 /* view.c */
 struct seq_file;

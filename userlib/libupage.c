@@ -44,8 +44,16 @@ UPAGE_EXPORT int upage_resize(int fd, uint64_t pages, uint64_t *old_pages)
 UPAGE_EXPORT int upage_edit(int fd, const struct upage_edit_op *ops,
 			    uint32_t count, uint32_t *error_index)
 {
+	return upage_edit_flags(fd, ops, count, 0, error_index);
+}
+
+UPAGE_EXPORT int upage_edit_flags(int fd, const struct upage_edit_op *ops,
+				  uint32_t count, uint32_t flags,
+				  uint32_t *error_index)
+{
 	struct upage_edit cmd = {
 		.size = sizeof(cmd),
+		.flags = flags,
 		.op_size = sizeof(*ops),
 		.count = count,
 		.ops = (uintptr_t)ops,
@@ -104,11 +112,12 @@ UPAGE_EXPORT int upage_discard(int fd, uint64_t first, uint64_t n)
 	return upage_edit_one(fd, UPAGE_OP_DISCARD, first, 0, n, 0);
 }
 
-static int upage_residency(int fd, uint32_t op, uint64_t first, uint64_t n,
-			   uint64_t *done)
+static int upage_residency(int fd, uint32_t op, uint32_t flags,
+			   uint64_t first, uint64_t n, uint64_t *done)
 {
 	struct upage_residency cmd = {
 		.size = sizeof(cmd),
+		.flags = flags,
 		.op = op,
 		.first = first,
 		.n = n,
@@ -123,30 +132,36 @@ static int upage_residency(int fd, uint32_t op, uint64_t first, uint64_t n,
 UPAGE_EXPORT int upage_evict(int fd, uint64_t first, uint64_t n,
 			     uint64_t *done)
 {
-	return upage_residency(fd, UPAGE_RES_EVICT, first, n, done);
+	return upage_residency(fd, UPAGE_RES_EVICT, 0, first, n, done);
 }
 
 UPAGE_EXPORT int upage_prefetch(int fd, uint64_t first, uint64_t n,
 				uint64_t *done)
 {
-	return upage_residency(fd, UPAGE_RES_PREFETCH, first, n, done);
+	return upage_residency(fd, UPAGE_RES_PREFETCH, 0, first, n, done);
+}
+
+UPAGE_EXPORT int upage_prefetch_flags(int fd, uint64_t first, uint64_t n,
+				      uint32_t flags, uint64_t *done)
+{
+	return upage_residency(fd, UPAGE_RES_PREFETCH, flags, first, n, done);
 }
 
 UPAGE_EXPORT int upage_pin(int fd, uint64_t first, uint64_t n, uint64_t *done)
 {
-	return upage_residency(fd, UPAGE_RES_PIN, first, n, done);
+	return upage_residency(fd, UPAGE_RES_PIN, 0, first, n, done);
 }
 
 UPAGE_EXPORT int upage_unpin(int fd, uint64_t first, uint64_t n,
 			     uint64_t *done)
 {
-	return upage_residency(fd, UPAGE_RES_UNPIN, first, n, done);
+	return upage_residency(fd, UPAGE_RES_UNPIN, 0, first, n, done);
 }
 
 UPAGE_EXPORT int upage_lazy_free(int fd, uint64_t first, uint64_t n,
 				 uint64_t *done)
 {
-	return upage_residency(fd, UPAGE_RES_LAZY_FREE, first, n, done);
+	return upage_residency(fd, UPAGE_RES_LAZY_FREE, 0, first, n, done);
 }
 
 UPAGE_EXPORT int upage_set_store(int fd, int store_fd, uint64_t offset,

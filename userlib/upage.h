@@ -31,6 +31,9 @@ int upage_resize(int fd, uint64_t pages, uint64_t *old_pages);
  */
 int upage_edit(int fd, const struct upage_edit_op *ops, uint32_t count,
 	       uint32_t *error_index);
+/* upage_edit() with struct upage_edit's flags (UPAGE_EDIT_POPULATE). */
+int upage_edit_flags(int fd, const struct upage_edit_op *ops, uint32_t count,
+		     uint32_t flags, uint32_t *error_index);
 
 /* One-op edits, each a UPAGE_EDIT of one op. */
 int upage_alias(int fd, uint64_t dst, uint64_t src, uint64_t n);
@@ -47,6 +50,9 @@ int upage_discard(int fd, uint64_t first, uint64_t n);
  */
 int upage_evict(int fd, uint64_t first, uint64_t n, uint64_t *done);
 int upage_prefetch(int fd, uint64_t first, uint64_t n, uint64_t *done);
+/* upage_prefetch() with flags (UPAGE_RES_POPULATE). */
+int upage_prefetch_flags(int fd, uint64_t first, uint64_t n, uint32_t flags,
+			 uint64_t *done);
 
 /*
  * UPAGE_RESIDENCY: keep the frames of slots first..first+n-1 resident

@@ -49,6 +49,7 @@ FIXTURE_VARIANT_ADD(abi, edit) {
 	.cmd = UPAGE_EDIT, .nr = UPAGE_CMD_EDIT,
 	.size = sizeof(struct upage_edit),
 	.min = sizeof(struct upage_edit),
+	.valid_flags = UPAGE_EDIT_FLAGS_ALL,
 };
 
 FIXTURE_VARIANT_ADD(abi, query) {
@@ -69,6 +70,7 @@ FIXTURE_VARIANT_ADD(abi, residency) {
 	.cmd = UPAGE_RESIDENCY, .nr = UPAGE_CMD_RESIDENCY,
 	.size = sizeof(struct upage_residency),
 	.min = sizeof(struct upage_residency),
+	.valid_flags = UPAGE_RES_FLAGS_ALL,
 };
 
 FIXTURE_VARIANT_ADD(abi, store) {

@@ -101,6 +101,7 @@ enum {
 #define UPAGE_FEATURE_RECLAIM		(1ULL << 11)	/* UPAGE_STORE_RECLAIM */
 #define UPAGE_FEATURE_TRACK		(1ULL << 12)	/* UPAGE_TRACK, UPAGE_DIRTY */
 #define UPAGE_FEATURE_TRAP		(1ULL << 13)	/* UPAGE_TRAP, UPAGE_RESOLVE */
+#define UPAGE_FEATURE_POPULATE		(1ULL << 14)	/* UPAGE_EDIT_POPULATE, UPAGE_RES_POPULATE */
 
 /**
  * struct upage_api - ioctl(UPAGE_API)
@@ -243,7 +244,7 @@ struct upage_edit_op {
 /**
  * struct upage_edit - ioctl(UPAGE_EDIT)
  * @size: sizeof(struct upage_edit)
- * @flags: must be 0
+ * @flags: 0 or UPAGE_EDIT_POPULATE (other bits: EOPNOTSUPP)
  * @op_size: sizeof(struct upage_edit_op), so that ops can grow like
  *	structs do (a larger op must have a zero tail; smaller than the first
  *	version is EINVAL; larger than a page is E2BIG)
@@ -258,6 +259,22 @@ struct upage_edit_op {
  * EOPNOTSUPP), pinned (EBUSY) or cannot be done (ENOMEM, ENOSPC), none is
  * applied. The changed slots are unmapped from every process in one pass;
  * they fault back in on the next access.
+ *
+ * With UPAGE_EDIT_POPULATE, the changed slots are then also mapped into the
+ * caller's own mappings of the space, so that the caller's next read of
+ * them takes no fault (other processes still fault). Slots that a read
+ * would fault on anyway are left unmapped: holes, evicted frames,
+ * UPAGE_PROT_NONE, trapped slots, and slots another thread is changing.
+ * The pages are mapped read-only where the mapping is shared and
+ * writable, so the first write still faults (protection, tracking and
+ * copy-on-write see it). The first populating call on a mapping marks it
+ * VM_MIXEDMAP, as drivers that insert pages do: from then on it does not
+ * merge with neighbouring mappings, cannot grow in place on kernels from
+ * 6.12 (mremap with MREMAP_MAYMOVE moves it), is not locked by mlock(),
+ * and fork copies its page table entries. Locked mappings (mlock,
+ * MAP_LOCKED) and mappings without read access are not populated, nor
+ * more than 16 mappings per call. Populating is best effort and never
+ * makes the call fail; UPAGE_STATS' out_populated counts what it mapped.
  */
 struct upage_edit {
 	__u32 size;
@@ -268,6 +285,10 @@ struct upage_edit {
 	__u32 out_error_index;
 	__u32 __reserved;
 };
+
+/* Bits of struct upage_edit.flags. */
+#define UPAGE_EDIT_POPULATE	(1U << 0)	/* map the changed slots for the caller */
+#define UPAGE_EDIT_FLAGS_ALL	UPAGE_EDIT_POPULATE
 
 #define UPAGE_EDIT _IO(UPAGE_TYPE, UPAGE_CMD_EDIT)
 
@@ -362,6 +383,8 @@ struct upage_query {
  * @out_traps: trap events queued (UPAGE_TRAP)
  * @out_traps_resolved: faulting threads let go by UPAGE_RESOLVE
  * @out_traps_timed_out: faulting threads whose wait ended in SIGBUS
+ * @out_populated: page table entries UPAGE_EDIT_POPULATE and
+ *	UPAGE_RES_POPULATE installed
  *	without a resolve: the timeout, or the handler gone
  *
  * Counters of the space since it was opened. Fields up to @out_batches are
@@ -387,6 +410,7 @@ struct upage_stats {
 	__aligned_u64 out_traps;
 	__aligned_u64 out_traps_resolved;
 	__aligned_u64 out_traps_timed_out;
+	__aligned_u64 out_populated;
 };
 
 #define UPAGE_STATS _IO(UPAGE_TYPE, UPAGE_CMD_STATS)
@@ -439,7 +463,8 @@ enum upage_res_op {
 /**
  * struct upage_residency - ioctl(UPAGE_RESIDENCY)
  * @size: sizeof(struct upage_residency)
- * @flags: must be 0
+ * @flags: 0, or UPAGE_RES_POPULATE with UPAGE_RES_PREFETCH (EINVAL with
+ *	another op; other bits: EOPNOTSUPP)
  * @op: an enum upage_res_op
  * @__reserved: must be 0
  * @first: the first slot
@@ -464,6 +489,15 @@ struct upage_residency {
 	__aligned_u64 n;
 	__aligned_u64 out_frames;
 };
+
+/*
+ * Bits of struct upage_residency.flags. UPAGE_RES_POPULATE: once the
+ * prefetch has read the range in, map its slots into the caller's own
+ * mappings as UPAGE_EDIT_POPULATE does (resident slots the range already
+ * had too), so that the caller's next read of them takes no fault.
+ */
+#define UPAGE_RES_POPULATE	(1U << 0)
+#define UPAGE_RES_FLAGS_ALL	UPAGE_RES_POPULATE
 
 #define UPAGE_RESIDENCY _IO(UPAGE_TYPE, UPAGE_CMD_RESIDENCY)
 
