@@ -15,7 +15,7 @@
 #include "common.h"
 
 int bench_tiny;
-int bench_runs = 5;
+int bench_runs = 9;
 size_t bench_pages;
 volatile uint64_t bench_sink;
 

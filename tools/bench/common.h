@@ -20,14 +20,6 @@
 #define WORDS (PAGE / sizeof(uint64_t))
 #define MAX_RUNS 31
 
-/* The populate flags (issue 11), where the header does not have them yet. */
-#ifndef UPAGE_EDIT_POPULATE
-#define UPAGE_EDIT_POPULATE (1U << 0)
-#endif
-#ifndef UPAGE_RES_POPULATE
-#define UPAGE_RES_POPULATE (1U << 0)
-#endif
-
 /* -t: the tiny run of make check; -r: runs per row; -n: pages (scale). */
 extern int bench_tiny;
 extern int bench_runs;

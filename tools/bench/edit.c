@@ -552,6 +552,8 @@ static void run_case(enum job job, const struct spec *specs, int nr,
 		     size_t n, size_t batch, size_t stride, int touch,
 		     int cold, int procs, const char *cas, double *med)
 {
+	double per = job == SWAP ? 2.0 * n : n;
+	struct upage_stats s0[8];
 	struct bench_method m[8];
 	struct ectx c[8];
 	int ret = 0;
@@ -578,9 +580,24 @@ static void run_case(enum job job, const struct spec *specs, int nr,
 	for (int i = 0; i < nr && !ret && procs > 1; i++)
 		if (!m[i].skip && procs_start(&c[i]))
 			ret = -1;
+	for (int i = 0; i < nr; i++)
+		if (!m[i].skip && c[i].kind <= UP_POP &&
+		    upage_stats(c[i].fd, &s0[i]))
+			ret = bench_fail("UPAGE_STATS");
 	if (!ret)
-		ret = bench_measure(job_name[job], cas, m, nr,
-				    job == SWAP ? 2.0 * n : n);
+		ret = bench_measure(job_name[job], cas, m, nr, per);
+	/* What the module did for it: faults and populated PTEs per page. */
+	for (int i = 0; i < nr && !ret; i++) {
+		struct upage_stats s1;
+
+		if (m[i].skip || c[i].kind > UP_POP || upage_stats(c[i].fd, &s1))
+			continue;
+		printf("# faults %s %s: %s: %.2f faults, %.2f PTEs populated per page\n",
+		       job_name[job], cas, m[i].name,
+		       (s1.out_faults - s0[i].out_faults) / (per * bench_runs),
+		       (s1.out_populated - s0[i].out_populated) /
+		       (per * bench_runs));
+	}
 	if (!ret && job == PROTECT) {
 		/* Leave the pages protected and count what each leaves. */
 		for (int i = 0; i < nr; i++)
@@ -638,8 +655,7 @@ static void swap_sweeps(void)
 	double med[4], at1 = 0, at_last = 0;
 	char cas[128];
 
-	edit_job(SWAP, swap_methods, 4, batches, 0);
-	/* The batch sweep again, to find the crossover with memcpy. */
+	/* The batch sweep, and the crossover with memcpy. */
 	for (int b = 0; b < nb; b++) {
 		size_t n = batches[b] > bench_pages ? batches[b] : bench_pages;
 
@@ -655,6 +671,7 @@ static void swap_sweeps(void)
 	else
 		printf("# swap crossover: none up to batch=%zu: memcpy's swap + read (hot) stays cheaper\n",
 		       batches[nb - 1]);
+	edit_job(SWAP, swap_methods, 4, batches, 0);
 
 	for (int p = 2; p <= (bench_tiny ? 2 : MAX_PROCS); p *= 2) {
 		size_t batch = bench_tiny ? 8 : 512;
@@ -687,7 +704,7 @@ int main(int argc, char **argv)
 	static const size_t batches[] = { 1, 64, 512 };
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	bench_args(argc, argv, 512, 8);
+	bench_args(argc, argv, 1024, 8);
 	printf("# bench-edit: %zu pages (pairs) per run at least, %d runs per row, batches 1..%d\n",
 	       bench_pages, bench_runs, bench_tiny ? 8 : 4096);
 	bench_pin_cpu0("the mapping processes of procs=P read in turn");

@@ -287,7 +287,7 @@ int main(int argc, char **argv)
 	char cas[96];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	bench_args(argc, argv, 2048, 16);
+	bench_args(argc, argv, 4096, 16);
 	ns = bench_tiny ? 2 : 4;
 	printf("# bench-fault: %zu pages per run, %d runs per row, %d CPUs\n",
 	       bench_pages, bench_runs, cpus);

@@ -97,6 +97,7 @@ struct method {
 	int fd;
 	int round;
 	size_t paged_out;	/* pages found gone after out(), last run */
+	struct upage_stats s0;	/* the space's counters before the runs */
 };
 
 static int upage_evict_all(struct method *m)
@@ -244,7 +245,7 @@ int main(int argc, char **argv)
 	char cas[64];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	bench_args(argc, argv, 1024, 16);
+	bench_args(argc, argv, 4096, 16);
 	pages = bench_pages;
 	printf("# bench-pageout: %zu pages (%zu KiB), %d runs per row; every page read once after the page-in\n",
 	       pages, pages * PAGE >> 10, bench_runs);
@@ -256,10 +257,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nr; i++)
 		if (!methods[i].bm.skip && setup(&methods[i]))
 			failed = 1;
-	/*
-	 * bench_measure() takes an array of bench_method: run each struct
-	 * method through its own one-element array, in turns.
-	 */
+	for (int i = 0; i < nr; i++)
+		if (methods[i].space && !methods[i].bm.skip &&
+		    upage_stats(methods[i].fd, &methods[i].s0))
+			failed = 1;
+	/* In turns, run by run; the lines are printed below. */
 	for (int r = 0; r < bench_runs && !failed; r++)
 		for (int i = 0; i < nr && !failed; i++)
 			if (!methods[i].bm.skip &&
@@ -276,6 +278,19 @@ int main(int argc, char **argv)
 			v[r] = (double)bm[i].t[r] / pages;
 		bench_line("pageout", cas, bm[i].name, bm[i].role, "ns/page",
 			   v, bench_runs);
+	}
+	for (int i = 0; i < nr && !failed; i++) {
+		struct upage_stats s1;
+
+		if (!methods[i].space || methods[i].bm.skip ||
+		    upage_stats(methods[i].fd, &s1))
+			continue;
+		printf("# faults pageout: %s: %.2f faults, %.2f PTEs populated per page\n",
+		       methods[i].bm.name,
+		       (double)(s1.out_faults - methods[i].s0.out_faults) /
+		       ((double)pages * bench_runs),
+		       (double)(s1.out_populated - methods[i].s0.out_populated) /
+		       ((double)pages * bench_runs));
 	}
 	if (!methods[4].bm.skip)
 		printf("# pageout: MADV_PAGEOUT left %zu of %zu pages out (last run)\n",

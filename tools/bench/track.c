@@ -582,27 +582,59 @@ static void *uffd_missing_handler(void *arg)
 	return NULL;
 }
 
-/* Touch every page of @t->p with a handler thread; ns per round trip. */
+/* How many threads fault at once in a trap run (each its share of pages). */
+static int trap_threads = 1;
+
+struct toucher {
+	pthread_t th;
+	char *p;
+	int k;
+	uint64_t sum;
+};
+
+static void *touch_share(void *arg)
+{
+	struct toucher *w = arg;
+
+	for (size_t j = w->k; j < pages; j += trap_threads)
+		w->sum += *(volatile uint8_t *)(w->p + j * PAGE + 7);
+	return NULL;
+}
+
+/*
+ * Touch every page of @t->p from trap_threads threads at once, with a
+ * handler thread answering; the ns the touches took, or -1.
+ */
 static int64_t trap_round(struct trap_run *t, void *(*handler)(void *))
 {
-	pthread_t th;
+	struct toucher w[4] = { { 0 } };
 	uint64_t t0, t1, sum = 0;
+	pthread_t th;
 
 	t->served = 0;
 	t->err = 0;
 	if (pthread_create(&th, NULL, handler, t))
 		return -1;
 	t0 = now_ns();
-	for (size_t j = 0; j < pages; j++)
-		sum += *(volatile uint8_t *)(t->p + j * PAGE + 7);
+	for (int k = 0; k < trap_threads; k++) {
+		w[k].p = t->p;
+		w[k].k = k;
+		if (k && pthread_create(&w[k].th, NULL, touch_share, &w[k]))
+			return -1;
+	}
+	touch_share(&w[0]);
+	for (int k = 1; k < trap_threads; k++)
+		pthread_join(w[k].th, NULL);
 	t1 = now_ns();
 	pthread_join(th, NULL);
+	for (int k = 0; k < trap_threads; k++)
+		sum += w[k].sum;
 	if (t->err || t->served != pages || sum != pages * 0x5a) {
 		fprintf(stderr, "trap round: %s, %zu served, sum %llu\n",
 			strerror(t->err), t->served, (unsigned long long)sum);
 		return -1;
 	}
-	return (t1 - t0) / pages;
+	return t1 - t0;
 }
 
 static int64_t up_trap(void)
@@ -650,7 +682,7 @@ static int up_trap_once(struct bench_method *m, uint64_t *ns)
 	int64_t t = up_trap();
 
 	(void)m;
-	*ns = t * pages;
+	*ns = t;
 	return t < 0 ? -1 : 0;
 }
 
@@ -659,7 +691,7 @@ static int uffd_trap_once(struct bench_method *m, uint64_t *ns)
 	int64_t t = uffd_trap();
 
 	(void)m;
-	*ns = t * pages;
+	*ns = t;
 	return t < 0 ? -1 : 0;
 }
 
@@ -672,10 +704,16 @@ static int bench_traps(void)
 		  .once = uffd_trap_once },
 	};
 	char cas[64];
+	int bad = 0;
 
 	memset(page_data, 0x5a, sizeof(page_data));
-	snprintf(cas, sizeof(cas), "pages=%zu read, 1 handler thread", pages);
-	return bench_measure("trap", cas, m, 2, pages) ? 1 : 0;
+	for (trap_threads = 1; trap_threads <= (bench_tiny ? 2 : 4) && !bad;
+	     trap_threads *= 2) {
+		snprintf(cas, sizeof(cas), "pages=%zu threads=%d read, 1 handler",
+			 pages, trap_threads);
+		bad = bench_measure("trap", cas, m, 2, pages) ? 1 : 0;
+	}
+	return bad;
 }
 
 int main(int argc, char **argv)
@@ -683,7 +721,7 @@ int main(int argc, char **argv)
 	int bad;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	bench_args(argc, argv, 1024, 16);
+	bench_args(argc, argv, 4096, 16);
 	pages = bench_pages;
 	printf("# bench-track: %zu pages, %d runs per row (tracking: %d rounds a run)\n",
 	       pages, bench_runs, ROUNDS);
