@@ -635,8 +635,9 @@ static void edit_job(enum job job, const struct spec *specs, int nr,
 		for (int cold = 0; cold <= 1; cold++) {
 			size_t batch = bench_tiny ? 8 : 512;
 
-			if (touch == 1 && !cold)
-				continue;	/* in the sweep above */
+			/* In the sweep above; swap sweeps cold reads too. */
+			if (touch == 1 && (!cold || job == SWAP))
+				continue;
 			if (job == PROTECT && touch == 2)
 				continue;	/* half the pages are read-only */
 			snprintf(cas, sizeof(cas), "batch=%zu %s %s", batch,
@@ -647,30 +648,47 @@ static void edit_job(enum job job, const struct spec *specs, int nr,
 	}
 }
 
+/* The smallest batch from which upage's method @i costs at most memcpy's. */
+static void crossover(const char *temp, double med[][4], const size_t *batches,
+		      int nb)
+{
+	for (int i = 0; i < 2; i++) {
+		int b = 0;
+
+		while (b < nb && !(med[b][i] > 0 && med[b][i] <= med[b][2]))
+			b++;
+		if (med[0][i] <= 0)
+			continue;
+		if (b < nb)
+			printf("# swap crossover, %s read: %s costs at most memcpy's from batch=%zu on\n",
+			       temp, swap_methods[i].name, batches[b]);
+		else
+			printf("# swap crossover, %s read: none up to batch=%zu: %s stays dearer than memcpy\n",
+			       temp, batches[nb - 1], swap_methods[i].name);
+	}
+}
+
 static void swap_sweeps(void)
 {
 	static const size_t batches[] = { 1, 8, 64, 512, 4096 };
 	static const size_t spaces_mib[] = { 1, 16, 256, 1024 };
-	int nb = bench_tiny ? 2 : 5, ns = bench_tiny ? 2 : 4, cross = 0;
-	double med[4], at1 = 0, at_last = 0;
+	int nb = bench_tiny ? 2 : 5, ns = bench_tiny ? 2 : 4;
+	double med[5][4], at[4][4];
 	char cas[128];
 
-	/* The batch sweep, and the crossover with memcpy. */
-	for (int b = 0; b < nb; b++) {
-		size_t n = batches[b] > bench_pages ? batches[b] : bench_pages;
+	/* The batch sweep, hot and cold, and the crossovers with memcpy. */
+	for (int cold = 0; cold <= 1; cold++) {
+		for (int b = 0; b < nb; b++) {
+			size_t n = batches[b] > bench_pages ? batches[b] :
+				bench_pages;
 
-		snprintf(cas, sizeof(cas), "batch=%zu hot read", batches[b]);
-		run_case(SWAP, swap_methods, 4, n, batches[b], 1, 1, 0, 1, cas,
-			 med);
-		if (!cross && med[0] > 0 && med[0] <= med[2])
-			cross = batches[b];
+			snprintf(cas, sizeof(cas), "batch=%zu %s read", batches[b],
+				 cold ? "cold" : "hot");
+			run_case(SWAP, swap_methods, 4, n, batches[b], 1, 1,
+				 cold, 1, cas, med[b]);
+		}
+		crossover(cold ? "cold" : "hot", med, batches, nb);
 	}
-	if (cross)
-		printf("# swap crossover: from batch=%d on, upage swap + read (hot) costs at most memcpy's\n",
-		       cross);
-	else
-		printf("# swap crossover: none up to batch=%zu: memcpy's swap + read (hot) stays cheaper\n",
-		       batches[nb - 1]);
 	edit_job(SWAP, swap_methods, 4, batches, 0);
 
 	for (int p = 2; p <= (bench_tiny ? 2 : MAX_PROCS); p *= 2) {
@@ -688,15 +706,16 @@ static void swap_sweeps(void)
 		snprintf(cas, sizeof(cas), "space=%zuMiB pairs=64 batch=64 hot read",
 			 spaces_mib[s]);
 		run_case(SWAP, swap_methods, 4, pairs, 64, slots / (2 * pairs),
-			 1, 0, 1, cas, med);
-		if (!s)
-			at1 = med[0];
-		at_last = med[0];
+			 1, 0, 1, cas, at[s]);
 	}
-	if (at1 > 0)
-		printf("# space slope: upage swap batch + read, cost per op at %zu MiB / at 1 MiB = %.2f (target <= 1.2: %s)\n",
-		       spaces_mib[ns - 1], at_last / at1,
-		       at_last / at1 <= 1.2 ? "met" : "missed");
+	for (int i = 0; i < 2; i++) {
+		double slope = at[0][i] > 0 ? at[ns - 1][i] / at[0][i] : 0;
+
+		if (slope > 0)
+			printf("# space slope: %s + read, cost per op at %zu MiB / at 1 MiB = %.2f (target <= 1.2: %s)\n",
+			       swap_methods[i].name, spaces_mib[ns - 1], slope,
+			       slope <= 1.2 ? "met" : "missed");
+	}
 }
 
 int main(int argc, char **argv)
