@@ -49,6 +49,7 @@ struct ectx {
 	int touch;		/* 0: none, 1: read, 2: write */
 	int cold;
 	int procs;
+	int reps;		/* edits (and uses) per timed run */
 	int fd;			/* the space, or the alias peer's memfd */
 	char *base;
 	size_t len;
@@ -383,29 +384,33 @@ static int once(struct bench_method *m, uint64_t *ns)
 	if (c->cold)
 		bench_flush_caches();
 	t0 = now_ns();
-	switch (c->kind) {
-	case UP:
-	case UP_POP:
-		ret = edit_up(c);
-		break;
-	case MEMCPY:
-		ret = edit_memcpy(c);
-		break;
-	case MREMAP:
-		ret = edit_mremap(c);
-		break;
-	case MEMFD:
-		ret = edit_memfd(c);
-		break;
-	default:
-		ret = edit_mprotect(c);
-		break;
+	for (int rep = 0; rep < c->reps; rep++) {
+		switch (c->kind) {
+		case UP:
+		case UP_POP:
+			ret = edit_up(c);
+			break;
+		case MEMCPY:
+			ret = edit_memcpy(c);
+			break;
+		case MREMAP:
+			ret = edit_mremap(c);
+			break;
+		case MEMFD:
+			ret = edit_memfd(c);
+			break;
+		default:
+			ret = edit_mprotect(c);
+			break;
+		}
+		c->parity = !c->parity;
+		if (!ret && c->touch)
+			touch(c);
+		if (!ret && c->procs > 1)
+			ret = procs_read(c);
+		if (ret)
+			break;
 	}
-	c->parity = !c->parity;
-	if (!ret && c->touch)
-		touch(c);
-	if (!ret && c->procs > 1)
-		ret = procs_read(c);
 	*ns = now_ns() - t0;
 	if (ret)
 		return ret;
@@ -552,7 +557,12 @@ static void run_case(enum job job, const struct spec *specs, int nr,
 		     size_t n, size_t batch, size_t stride, int touch,
 		     int cold, int procs, const char *cas, double *med)
 {
-	double per = job == SWAP ? 2.0 * n : n;
+	/*
+	 * Hot: the pages the batch needs, used again and again within a run;
+	 * cold: a buffer of them much larger than the caches, flushed too.
+	 */
+	int reps = cold || n >= bench_pages ? 1 : bench_pages / n;
+	double per = (job == SWAP ? 2.0 * n : n) * reps;
 	struct upage_stats s0[8];
 	struct bench_method m[8];
 	struct ectx c[8];
@@ -563,7 +573,8 @@ static void run_case(enum job job, const struct spec *specs, int nr,
 	for (int i = 0; i < nr; i++) {
 		c[i] = (struct ectx){ .job = job, .kind = specs[i].kind,
 			.fd = -1, .n = n, .batch = batch, .stride = stride,
-			.touch = touch, .cold = cold, .procs = procs };
+			.touch = touch, .cold = cold, .procs = procs,
+			.reps = reps };
 		m[i] = (struct bench_method){ .name = specs[i].name,
 			.role = specs[i].role, .once = once, .ctx = &c[i] };
 		if (specs[i].kind == UP_POP && !bench_edit_populate_ok())
@@ -600,9 +611,11 @@ static void run_case(enum job job, const struct spec *specs, int nr,
 	}
 	if (!ret && job == PROTECT) {
 		/* Leave the pages protected and count what each leaves. */
-		for (int i = 0; i < nr; i++)
+		for (int i = 0; i < nr; i++) {
+			c[i].reps = 1;
 			if (!c[i].parity && once(&m[i], &m[i].t[0]))
 				ret = -1;
+		}
 		if (!ret)
 			printf("# protect %s: %zu pages protected one in two: mprotect leaves %d VMAs, upage %d\n",
 			       cas, n, count_vmas(c[1].base, c[1].len),
@@ -619,17 +632,32 @@ static void run_case(enum job job, const struct spec *specs, int nr,
 
 static const char *const touch_name[] = { "no use", "read", "write" };
 
+/*
+ * Pages (pairs for swap) of a case: hot, a small buffer (64, or the
+ * batch) edited again and again; cold, a buffer 4x -n (or the batch),
+ * much larger than the caches.
+ */
+static size_t hot_pages(void)
+{
+	return bench_pages < 64 ? bench_pages : 64;
+}
+
+static size_t pages_for(size_t batch, int cold)
+{
+	size_t n = cold ? 4 * bench_pages : hot_pages();
+
+	return batch > n ? batch : n;
+}
+
 static void edit_job(enum job job, const struct spec *specs, int nr,
 		     const size_t *batches, int nb)
 {
-	size_t n = bench_pages;
 	char cas[128];
 
 	for (int b = 0; b < nb; b++) {
-		size_t k = batches[b] > n ? batches[b] : n;
-
 		snprintf(cas, sizeof(cas), "batch=%zu hot read", batches[b]);
-		run_case(job, specs, nr, k, batches[b], 1, 1, 0, 1, cas, NULL);
+		run_case(job, specs, nr, pages_for(batches[b], 0), batches[b],
+			 1, 1, 0, 1, cas, NULL);
 	}
 	for (int touch = 0; touch <= 2; touch++) {
 		for (int cold = 0; cold <= 1; cold++) {
@@ -642,7 +670,7 @@ static void edit_job(enum job job, const struct spec *specs, int nr,
 				continue;	/* half the pages are read-only */
 			snprintf(cas, sizeof(cas), "batch=%zu %s %s", batch,
 				 cold ? "cold" : "hot", touch_name[touch]);
-			run_case(job, specs, nr, n > batch ? n : batch, batch,
+			run_case(job, specs, nr, pages_for(batch, cold), batch,
 				 1, touch, cold, 1, cas, NULL);
 		}
 	}
@@ -679,13 +707,10 @@ static void swap_sweeps(void)
 	/* The batch sweep, hot and cold, and the crossovers with memcpy. */
 	for (int cold = 0; cold <= 1; cold++) {
 		for (int b = 0; b < nb; b++) {
-			size_t n = batches[b] > bench_pages ? batches[b] :
-				bench_pages;
-
 			snprintf(cas, sizeof(cas), "batch=%zu %s read", batches[b],
 				 cold ? "cold" : "hot");
-			run_case(SWAP, swap_methods, 4, n, batches[b], 1, 1,
-				 cold, 1, cas, med[b]);
+			run_case(SWAP, swap_methods, 4, pages_for(batches[b], cold),
+				 batches[b], 1, 1, cold, 1, cas, med[b]);
 		}
 		crossover(cold ? "cold" : "hot", med, batches, nb);
 	}
@@ -695,8 +720,8 @@ static void swap_sweeps(void)
 		size_t batch = bench_tiny ? 8 : 512;
 
 		snprintf(cas, sizeof(cas), "batch=%zu hot read procs=%d", batch, p);
-		run_case(SWAP, swap_methods, 4, bench_pages > batch ?
-			 bench_pages : batch, batch, 1, 1, 0, p, cas, NULL);
+		run_case(SWAP, swap_methods, 4, pages_for(batch, 0), batch, 1,
+			 1, 0, p, cas, NULL);
 	}
 
 	/* 64 pairs spread over spaces of 1 MiB to 1 GiB, the rest holes. */
@@ -724,8 +749,9 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	bench_args(argc, argv, 1024, 8);
-	printf("# bench-edit: %zu pages (pairs) per run at least, %d runs per row, batches 1..%d\n",
-	       bench_pages, bench_runs, bench_tiny ? 8 : 4096);
+	printf("# bench-edit: %d runs per row, batches 1..%d; a run edits %zu pages (pairs for swap) at least: hot, %zu (or the batch) edited again and again; cold, %zu (or the batch), caches flushed before\n",
+	       bench_runs, bench_tiny ? 8 : 4096, bench_pages, hot_pages(),
+	       4 * bench_pages);
 	bench_pin_cpu0("the mapping processes of procs=P read in turn");
 	swap_sweeps();
 	edit_job(ALIAS, alias_methods, 3, batches, bench_tiny ? 1 : 3);
