@@ -65,10 +65,20 @@ static uint64_t tag(size_t j)
 	return 0x7570616765000000ULL + j;
 }
 
-/* The address of page @j of the layout (see layout_pages()). */
+/*
+ * The slot of page @j of the layout (see layout_pages()). In a sparse
+ * layout each page lies somewhere in its stride, not at its start: pages
+ * a power of two apart would all land in one set of a TLB (TCG's is
+ * direct-mapped) and measure that instead.
+ */
+static size_t slot(struct ectx *c, size_t j)
+{
+	return j * c->stride + (c->stride > 1 ? j * 97 % c->stride : 0);
+}
+
 static uint64_t *pg(struct ectx *c, size_t j)
 {
-	return (uint64_t *)(c->base + j * c->stride * PAGE);
+	return (uint64_t *)(c->base + slot(c, j) * PAGE);
 }
 
 /*
@@ -431,7 +441,7 @@ static struct upage_edit_op *make_ops(struct ectx *c, int parity)
 		switch (c->job) {
 		case SWAP:
 			*op = (struct upage_edit_op){ .op = UPAGE_OP_SWAP,
-				.dst = i * c->stride, .src = (n + i) * c->stride,
+				.dst = slot(c, i), .src = slot(c, n + i),
 				.n = 1 };
 			break;
 		case ALIAS:

@@ -53,12 +53,18 @@ static uint64_t tag(size_t j)
 	return 0x636f770000000000ULL + j;
 }
 
+/* The slot of page @j: spread over its stride, as bench-edit's slot(). */
+static size_t slot(struct fctx *c, size_t j)
+{
+	return j * c->stride + (c->stride > 1 ? j * 97 % c->stride : 0);
+}
+
 static uint64_t *page(struct fctx *c, size_t j)
 {
 	/* cow-break: the alias (upage dst slots n..2n-1) or private page. */
 	if (c->cow && c->upage)
 		j += c->n;
-	return (uint64_t *)(c->base + j * c->stride * PAGE);
+	return (uint64_t *)(c->base + slot(c, j) * PAGE);
 }
 
 /* ---- the threads that fault at once ---- */
@@ -154,7 +160,7 @@ static int reset(struct fctx *c)
 				(struct upage_edit_op){ .op = UPAGE_OP_ALIAS_COW,
 					.dst = c->n + j, .src = j, .n = 1 } :
 				(struct upage_edit_op){ .op = UPAGE_OP_DISCARD,
-					.dst = j * c->stride, .n = 1 };
+					.dst = slot(c, j), .n = 1 };
 		ret = bench_edit(c->fd, ops, c->n, 0);
 		free(ops);
 		if (ret)
