@@ -13,9 +13,12 @@
  * A run edits N pages (N pairs for swap) in UPAGE_EDIT calls of "batch"
  * ops, then pays what the program pays before it uses the result: it reads
  * ("read") or rewrites ("write") one word of every page it changed, in
- * every mapping process ("procs=P": P-1 children read too). "hot": the
- * pages were used just before; "cold": a 32 MiB buffer is read between
- * runs (untimed), so nothing of theirs is in the caches. "space=S":
+ * every mapping process ("procs=P": P-1 children do the same after it,
+ * in turn on one CPU, each reading every page and checking it). "hot": a
+ * small buffer (64 pages or pairs, or the batch) edited and used again and
+ * again within a run; "cold": a buffer of 4x -n (or the batch), and a
+ * 32 MiB buffer read before each run (untimed), so that nothing of theirs
+ * is in the caches. "space=S":
  * the pairs lie spread over a space (or anonymous mapping) of S, the rest
  * holes. Every run is checked untimed (every page's tag; the slots'
  * protection by UPAGE_QUERY; the VMAs mprotect left).
@@ -323,9 +326,15 @@ static void child_loop(struct ectx *c, int to, int from)
 	while (read(to, &b, 1) == 1 && b != 'q') {
 		int bad = 0;
 
-		c->parity = b - '0';
-		for (size_t j = 0; j < 2 * c->n; j++)
-			bad |= pg(c, j)[0] != tag(expected(c, j));
+		/* '0' + parity, + 2 to write each word back after reading it. */
+		c->parity = (b - '0') & 1;
+		for (size_t j = 0; j < 2 * c->n; j++) {
+			volatile uint64_t *w = pg(c, j);
+
+			bad |= *w != tag(expected(c, j));
+			if ((b - '0') & 2)
+				*w = *w;
+		}
 		if (write(from, bad ? "x" : "o", 1) != 1)
 			break;
 	}
@@ -358,7 +367,7 @@ static int procs_start(struct ectx *c)
 /* Let the children read; 0 once all read right. */
 static int procs_read(struct ectx *c)
 {
-	char b = '0' + c->parity;
+	char b = '0' + c->parity + (c->touch == 2 ? 2 : 0);
 	int bad = 0;
 
 	for (int k = 1; k < c->procs; k++)
@@ -726,12 +735,15 @@ static void swap_sweeps(void)
 	}
 	edit_job(SWAP, swap_methods, 4, batches, 0);
 
-	for (int p = 2; p <= (bench_tiny ? 2 : MAX_PROCS); p *= 2) {
-		size_t batch = bench_tiny ? 8 : 512;
+	for (int touch = 1; touch <= 2; touch++) {
+		for (int p = 2; p <= (bench_tiny ? 2 : MAX_PROCS); p *= 2) {
+			size_t batch = bench_tiny ? 8 : 512;
 
-		snprintf(cas, sizeof(cas), "batch=%zu hot read procs=%d", batch, p);
-		run_case(SWAP, swap_methods, 4, pages_for(batch, 0), batch, 1,
-			 1, 0, p, cas, NULL);
+			snprintf(cas, sizeof(cas), "batch=%zu hot %s procs=%d",
+				 batch, touch_name[touch], p);
+			run_case(SWAP, swap_methods, 4, pages_for(batch, 0),
+				 batch, 1, touch, 0, p, cas, NULL);
+		}
 	}
 
 	/* 64 pairs spread over spaces of 1 MiB to 1 GiB, the rest holes. */
