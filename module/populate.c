@@ -1,38 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Populate: map slots into the caller's own mappings of the space before
- * an edit (UPAGE_EDIT_POPULATE) or a prefetch (UPAGE_RES_POPULATE)
- * returns, so that the program's next read of them takes no fault.
+ * an edit (UPAGE_EDIT_POPULATE), a prefetch (UPAGE_RES_POPULATE) or a
+ * resolve (UPAGE_RESOLVE_POPULATE) returns, so that the program's next
+ * read of them takes no fault.
  *
- * It runs after the edit or prefetch is complete, with no space lock held,
- * and installs each page the way .fault does (fault.c): it locks the
- * page, checks under table_lock that the slot still holds it and that a
- * read fault would map it now, and installs the PTE before it unlocks.
- * Whatever narrows a slot (an edit, a trap, an arm, an eviction, the
- * shrinker) holds that page lock, or waits for it, before it unmaps, so a
- * PTE installed here is removed like one a fault installed. The lock is
- * only tried, and a slot a read fault would not map is left alone (a
- * hole, an evicted or claimed frame, UPAGE_PROT_NONE, any trap): that
- * slot faults as before. Populating is best effort; it never fails the
- * call it follows.
+ * It runs after the call's work is done, with no space lock held, and
+ * faults each page in through the mm's own fault path, as
+ * madvise(MADV_POPULATE_READ) does: handle_mm_fault() of a read, under
+ * the caller's mmap read lock, without FAULT_FLAG_ALLOW_RETRY, so the
+ * lock is never dropped and the VMAs found stay valid. So the PTE is
+ * made by .fault, under the protocol every other PTE of the space obeys
+ * (fault.c: page lock, re-check, narrowing holds the page lock before it
+ * unmaps), read-only in a shared writable mapping (its first write still
+ * reaches .page_mkwrite: protection, tracking, copy-on-write), the
+ * frame's own page in a private one. Such a fault never waits on a trap:
+ * without ALLOW_RETRY it fails instead (trap.c).
  *
- * vm_insert_page() makes the same PTE, rmap and counts as a fault of a
- * file page, read-only in a shared writable mapping (which has
- * .page_mkwrite, so its vm_page_prot asks for write notification): the
- * first write still goes through .page_mkwrite, which enforces
- * protection, records tracked writes and breaks copy-on-write aliases.
- * It needs VM_MIXEDMAP on the VMA, which only the mmap write lock may set.
- * A mapping gets it the first time a populating call maps into it, not at
- * mmap(), because it changes what the core does with the VMA (docs/
- * design.md, "Populate"): such a VMA never merges with its neighbours
- * (6.12 then cannot grow it in place: mremap needs MREMAP_MAYMOVE),
- * mlock() leaves it unlocked, fork copies its PTEs, and NUMA balancing
- * skips it. Locked VMAs (mlock, MAP_LOCKED) and VMAs without read access
- * are not populated.
+ * The kernel's cheaper way, vm_insert_page(), needs VM_MIXEDMAP on the
+ * VMA, and 6.12 then refuses to grow the mapping with mremap (ENOMEM even
+ * with MREMAP_MAYMOVE when it could grow in place; the model fuzzer found
+ * it), besides ending VMA merging and mlock: not worth a page table walk
+ * (docs/design.md, "Populate").
+ *
+ * Slots a read would not map at once are left alone: holes (a read would
+ * allocate; the program may never read them), evicted frames (a read
+ * would wait for the store), claimed frames, UPAGE_PROT_NONE, traps, and
+ * slots on which the caller holds a trap ticket (the fault would take
+ * the answer meant for its own access, trap.c). Populating is best
+ * effort: it never fails the call it follows, stops at a fatal signal,
+ * and reaches at most UPAGE_POPULATE_MAX_VMAS of the caller's mappings.
  */
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
-#include <linux/pagemap.h>
 #include <linux/sched/signal.h>
 
 #include "upage_private.h"
@@ -51,21 +51,15 @@ struct upage_populate {
 	unsigned long mapped;
 };
 
-static bool upage_populate_vma_ok(struct vm_area_struct *vma)
-{
-	return (vma->vm_flags & VM_READ) && !(vma->vm_flags & (VM_LOCKED | VM_LOCKONFAULT));
-}
-
 /*
- * Find the caller's VMAs of the space that show some of slots @lo..@hi,
- * under its mmap lock; returns whether one of them lacks VM_MIXEDMAP.
+ * Find the caller's readable VMAs of the space that show some of slots
+ * @lo..@hi; the caller holds @mm's mmap lock, which keeps them.
  */
-static bool upage_populate_find(struct upage_populate *pop,
+static void upage_populate_find(struct upage_populate *pop,
 				struct mm_struct *mm, pgoff_t lo, pgoff_t hi)
 {
 	struct address_space *mapping = pop->space->inode->i_mapping;
 	unsigned int walked = 0;
-	bool want_mixed = false;
 	struct rb_node *node;
 
 	pop->nr_vmas = 0;
@@ -80,88 +74,54 @@ static bool upage_populate_find(struct upage_populate *pop,
 
 		if (vma->vm_pgoff > hi)
 			break;
-		if (vma->vm_mm != mm || vma->vm_pgoff + vma_pages(vma) <= lo ||
-		    !upage_populate_vma_ok(vma))
-			continue;
-		if (!(vma->vm_flags & VM_MIXEDMAP))
-			want_mixed = true;
-		pop->vmas[pop->nr_vmas++] = vma;
+		if (vma->vm_mm == mm && vma->vm_pgoff + vma_pages(vma) > lo &&
+		    (vma->vm_flags & VM_READ))
+			pop->vmas[pop->nr_vmas++] = vma;
 	}
 	i_mmap_unlock_read(mapping);
-	return want_mixed;
 }
 
-/* Whether a read fault would map the slot's page now (fault.c). */
-static bool upage_populate_slot_ok(const struct upage_slot_state *state)
+/*
+ * Whether a read of slot @idx would map its frame now, without waiting
+ * or allocating: a resident frame no claim holds, readable, not trapped.
+ */
+static bool upage_populate_slot_ok(struct upage_space *space, pgoff_t idx)
 {
-	return state->prot != UPAGE_PROT_NONE && !state->trap;
+	struct upage_slot *slot;
+	bool ok = false;
+
+	spin_lock(&space->table_lock);
+	if (idx < space->nr_pages) {
+		slot = &space->slots[idx];
+		ok = slot->frame && slot->frame->page &&
+		     !slot->frame->claimed &&
+		     slot->prot != UPAGE_PROT_NONE &&
+		     !(slot->flags & UPAGE_SLOT_F_TRAPS);
+	}
+	spin_unlock(&space->table_lock);
+	return ok;
 }
 
 static void upage_populate_slot(struct upage_populate *pop, pgoff_t idx)
 {
-	struct upage_slot_state state;
 	unsigned int i;
 
-	/* Holes, evicted and claimed frames come back without a page. */
-	upage_space_lookup(pop->space, idx, &state);
-	if (!state.page)
+	if (!upage_populate_slot_ok(pop->space, idx) ||
+	    upage_trap_has_ticket(pop->space, idx))
 		return;
-	/* Locked under table_lock: the state is the slot's while we hold it. */
-	if (state.locked && upage_populate_slot_ok(&state)) {
-		for (i = 0; i < pop->nr_vmas; i++) {
-			struct vm_area_struct *vma = pop->vmas[i];
-			unsigned long addr;
+	for (i = 0; i < pop->nr_vmas; i++) {
+		struct vm_area_struct *vma = pop->vmas[i];
+		vm_fault_t ret;
 
-			if (idx < vma->vm_pgoff ||
-			    idx - vma->vm_pgoff >= vma_pages(vma))
-				continue;
-			addr = vma->vm_start +
-			       ((idx - vma->vm_pgoff) << PAGE_SHIFT);
-			/* -EBUSY: already mapped (or a private copy there). */
-			if (!vm_insert_page(vma, addr, state.page))
-				pop->mapped++;
-		}
+		if (idx < vma->vm_pgoff || idx - vma->vm_pgoff >= vma_pages(vma))
+			continue;
+		/* A read; no ALLOW_RETRY: the mmap lock stays held. */
+		ret = handle_mm_fault(vma, vma->vm_start +
+				      ((idx - vma->vm_pgoff) << PAGE_SHIFT),
+				      0, NULL);
+		if (!(ret & VM_FAULT_ERROR))
+			pop->mapped++;
 	}
-	if (state.locked)
-		unlock_page(state.page);
-	put_page(state.page);
-}
-
-/*
- * Take the caller's mmap lock for reading and find its VMAs of the space
- * over @lo..@hi, giving VM_MIXEDMAP to those that lack it under the write
- * lock (not under i_mmap_rwsem: on 6.12 the flag waits for the VMA's
- * faults, and a fault may wait for i_mmap_rwsem), then downgraded.
- * False: nothing to map, no lock held.
- */
-static bool upage_populate_begin(struct upage_populate *pop, pgoff_t lo,
-				 pgoff_t hi)
-{
-	struct mm_struct *mm = current->mm;
-	unsigned int i;
-
-	if (!mm || mmap_read_lock_killable(mm))
-		return false;
-	if (upage_populate_find(pop, mm, lo, hi)) {
-		mmap_read_unlock(mm);
-		if (mmap_write_lock_killable(mm))
-			return false;
-		upage_populate_find(pop, mm, lo, hi);
-		for (i = 0; i < pop->nr_vmas; i++)
-			if (!(pop->vmas[i]->vm_flags & VM_MIXEDMAP))
-				vm_flags_set(pop->vmas[i], VM_MIXEDMAP);
-		mmap_write_downgrade(mm);
-	}
-	if (pop->nr_vmas)
-		return true;
-	mmap_read_unlock(mm);
-	return false;
-}
-
-static void upage_populate_end(struct upage_populate *pop)
-{
-	mmap_read_unlock(current->mm);
-	atomic64_add(pop->mapped, &pop->space->stats.populated);
 }
 
 /* Whether to stop a long populate (after a yield). */
@@ -173,38 +133,43 @@ static bool upage_populate_step(u64 done)
 	return fatal_signal_pending(current);
 }
 
-/* Populate slots @idx[0..@n-1], sorted; the number of PTEs installed. */
-unsigned long upage_populate_slots(struct upage_space *space,
-				   const pgoff_t *idx, size_t n)
+/*
+ * Populate slots @first..@first+@n-1, or, with @idx, slots @idx[0..@n-1]
+ * (sorted); returns the number of pages mapped.
+ */
+static unsigned long upage_populate(struct upage_space *space,
+				    const pgoff_t *idx, u64 first, u64 n)
 {
 	struct upage_populate pop = { .space = space };
-	size_t i;
+	struct mm_struct *mm = current->mm;
+	pgoff_t lo, hi;
+	u64 i;
 
-	if (!n || !upage_populate_begin(&pop, idx[0], idx[n - 1]))
+	if (!n || !mm)
 		return 0;
-	for (i = 0; i < n; i++) {
+	lo = idx ? idx[0] : first;
+	hi = idx ? idx[n - 1] : first + n - 1;
+	if (mmap_read_lock_killable(mm))
+		return 0;
+	upage_populate_find(&pop, mm, lo, hi);
+	for (i = 0; i < n && pop.nr_vmas; i++) {
 		if (upage_populate_step(i + 1))
 			break;
-		upage_populate_slot(&pop, idx[i]);
+		upage_populate_slot(&pop, idx ? idx[i] : first + i);
 	}
-	upage_populate_end(&pop);
+	mmap_read_unlock(mm);
+	atomic64_add(pop.mapped, &space->stats.populated);
 	return pop.mapped;
 }
 
-/* Populate slots @first..@first+@n-1 (the range exists, n > 0). */
+unsigned long upage_populate_slots(struct upage_space *space,
+				   const pgoff_t *idx, size_t n)
+{
+	return upage_populate(space, idx, 0, n);
+}
+
 unsigned long upage_populate_range(struct upage_space *space, u64 first,
 				   u64 n)
 {
-	struct upage_populate pop = { .space = space };
-	u64 i;
-
-	if (!n || !upage_populate_begin(&pop, first, first + n - 1))
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (upage_populate_step(i + 1))
-			break;
-		upage_populate_slot(&pop, first + i);
-	}
-	upage_populate_end(&pop);
-	return pop.mapped;
+	return upage_populate(space, NULL, first, n);
 }

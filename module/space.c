@@ -245,6 +245,17 @@ struct page *upage_alloc_fault_page(struct upage_space *space)
 				__GFP_ACCOUNT);
 }
 
+/*
+ * A page that the caller fills whole before any mapping can see it, so
+ * not zeroed (UPAGE_RESOLVE_COPY); given back with
+ * upage_free_frame_page() like the others.
+ */
+struct page *upage_alloc_copy_page(struct upage_space *space)
+{
+	return upage_alloc_page(space, GFP_HIGHUSER | __GFP_ACCOUNT |
+				__GFP_RETRY_MAYFAIL);
+}
+
 /* Give back a page of @space from upage_alloc_frame_page(). */
 void upage_free_frame_page(struct upage_space *space, struct page *page)
 {

@@ -236,6 +236,28 @@ int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
 	return result;
 }
 
+/*
+ * Whether the current task holds a ticket for slot @idx: a populating
+ * fault of its own (populate.c) must not take it.
+ */
+bool upage_trap_has_ticket(struct upage_space *space, pgoff_t idx)
+{
+	struct upage_trap_waiter *w;
+	bool found = false;
+
+	if (list_empty_careful(&space->trap_tickets))
+		return false;
+	spin_lock(&space->table_lock);
+	list_for_each_entry(w, &space->trap_tickets, node) {
+		if (w->task == current && w->slot == idx) {
+			found = true;
+			break;
+		}
+	}
+	spin_unlock(&space->table_lock);
+	return found;
+}
+
 /* Leave @w as the current task's ticket; drop its older one. */
 static void upage_trap_leave_ticket(struct upage_space *space,
 				    struct upage_trap_waiter *w,
@@ -516,7 +538,11 @@ int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 	return 0;
 }
 
-/* UPAGE_RESOLVE_COPY: n zeroed pages filled from @src, before any lock. */
+/*
+ * UPAGE_RESOLVE_COPY: n pages filled from @src, before any lock. They are
+ * not zeroed first: a page is used only if copy_from_user() filled all of
+ * it, and freed otherwise.
+ */
 static struct page **upage_trap_copy_in(struct upage_space *space, u64 src,
 					u64 n)
 {
@@ -530,7 +556,7 @@ static struct page **upage_trap_copy_in(struct upage_space *space, u64 src,
 	for (i = 0; i < n; i++) {
 		void *kaddr;
 
-		pages[i] = upage_alloc_frame_page(space);
+		pages[i] = upage_alloc_copy_page(space);
 		if (IS_ERR(pages[i])) {
 			ret = PTR_ERR(pages[i]);
 			pages[i] = NULL;
@@ -615,12 +641,14 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 		return -EINVAL;
 
 	if (action == UPAGE_RESOLVE_COPY) {
-		/* Refuse a bad range before allocating for it (checked again). */
-		mutex_lock(&space->lock);
-		ret = upage_slots_exist(space, first, n) ? 0 : -EINVAL;
-		mutex_unlock(&space->lock);
-		if (ret)
-			return ret;
+		/*
+		 * Refuse a bad range before allocating for it; a hint read
+		 * without the lock (one lock round per resolve), checked
+		 * again under it.
+		 */
+		if (first >= READ_ONCE(space->nr_pages) ||
+		    n > READ_ONCE(space->nr_pages) - first)
+			return -EINVAL;
 		pages = upage_trap_copy_in(space, src, n);
 		if (IS_ERR(pages))
 			return PTR_ERR(pages);
@@ -658,6 +686,10 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 	*woken = nr;
 out_unlock:
 	mutex_unlock(&space->lock);
+	/* Before the wake: a waiter of this process finds its page mapped. */
+	if (!ret && (flags & UPAGE_RESOLVE_POPULATE) &&
+	    action != UPAGE_RESOLVE_SIGBUS)
+		upage_populate_range(space, first, n);
 	if (*woken) {
 		atomic64_add(*woken, &space->stats.traps_resolved);
 		wake_up_all(&space->trap_wq);

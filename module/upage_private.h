@@ -242,6 +242,7 @@ void upage_space_destroy(struct upage_space *space);
 int upage_space_resize(struct upage_space *space, u64 pages, u64 *old_pages);
 struct page *upage_alloc_frame_page(struct upage_space *space);
 struct page *upage_alloc_fault_page(struct upage_space *space);
+struct page *upage_alloc_copy_page(struct upage_space *space);
 void upage_free_frame_page(struct upage_space *space, struct page *page);
 struct upage_frame *upage_frame_new(struct upage_space *space,
 				    struct page *page);
@@ -359,6 +360,7 @@ enum {
 void upage_trap_init(struct upage_space *space);
 void upage_trap_destroy(struct upage_space *space);
 bool upage_trap_catches(u32 flags, u32 access);
+bool upage_trap_has_ticket(struct upage_space *space, pgoff_t idx);
 int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
 		      bool shared, unsigned long *seq);
 vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access);

@@ -167,12 +167,13 @@ struct ioc {
 static const struct ioc iocs[] = {
 	IOC(API, upage_api, sizeof(struct upage_api), 0),
 	IOC(RESIZE, upage_resize, sizeof(struct upage_resize), 0),
-	IOC(EDIT, upage_edit, sizeof(struct upage_edit), 0),
+	IOC(EDIT, upage_edit, sizeof(struct upage_edit), UPAGE_EDIT_FLAGS_ALL),
 	IOC(QUERY, upage_query, sizeof(struct upage_query),
 	    UPAGE_QUERY_FLAGS_ALL),
 	/* Version 1 ended at out_batches (abi.c). */
 	IOC(STATS, upage_stats, offsetof(struct upage_stats, out_evictions), 0),
-	IOC(RESIDENCY, upage_residency, sizeof(struct upage_residency), 0),
+	IOC(RESIDENCY, upage_residency, sizeof(struct upage_residency),
+	    UPAGE_RES_FLAGS_ALL),
 	IOC(STORE, upage_store, sizeof(struct upage_store),
 	    UPAGE_STORE_FLAGS_ALL),
 	IOC(TRACK, upage_track, sizeof(struct upage_track), 0),
@@ -1378,7 +1379,7 @@ static void build_edit(struct fz *f, struct job *j, uint64_t size)
 	size_t stride, len = 0;
 	uint32_t i, op_size = osz;
 
-	a->flags = pick_flags(f, 0, j->tame, &j->must_fail);
+	a->flags = pick_flags(f, UPAGE_EDIT_FLAGS_ALL, j->tame, &j->must_fail);
 	a->__reserved = pick_reserved(f, j->tame, &j->must_fail);
 	a->out_error_index = (uint32_t)rnd(r);
 	a->count = 1 + below(r, MAX_GEN_OPS);
@@ -1605,13 +1606,16 @@ static void build_residency(struct fz *f, struct job *j, uint64_t size)
 	struct upage_residency *a = &j->u.res;
 	struct rng *r = &f->rng;
 
-	a->flags = pick_flags(f, 0, j->tame, &j->must_fail);
+	a->flags = pick_flags(f, UPAGE_RES_FLAGS_ALL, j->tame, &j->must_fail);
 	a->op = UPAGE_RES_EVICT + below(r, 5);
 	if (!j->tame && one_in(r, 8)) {
 		a->op = ONE_OF(r, 0, UPAGE_RES_LAZY_FREE + 1, UINT32_MAX,
 			       (uint32_t)rnd(r) | 8);
 		j->must_fail = true;
 	}
+	/* UPAGE_RES_POPULATE belongs to PREFETCH: EINVAL with another op. */
+	if ((a->flags & UPAGE_RES_POPULATE) && a->op != UPAGE_RES_PREFETCH)
+		j->must_fail = true;
 	a->__reserved = pick_reserved(f, j->tame, &j->must_fail);
 	pick_range(f, size, j->tame, &a->first, &a->n);
 	if (impossible(f->w, a->first, a->n))

@@ -1172,6 +1172,7 @@ struct creq {
 	uint32_t nr_targets;		/* C_HAMMER */
 	uint8_t tmap[MAX_TARGETS], tpage[MAX_TARGETS];
 	uint32_t nr_ops;		/* C_EDIT */
+	uint32_t edit_flags;		/* C_EDIT: UPAGE_EDIT_POPULATE or 0 */
 	struct upage_edit_op ops[MAX_OPS];
 };
 
@@ -1272,7 +1273,8 @@ static void __attribute__((noreturn)) child_main(int sock)
 		case C_EDIT: {
 			uint32_t idx = 0x5a5a5a5a;
 
-			cr.ret = upage_edit(space_fd, q.ops, q.nr_ops, &idx);
+			cr.ret = upage_edit_flags(space_fd, q.ops, q.nr_ops,
+						  q.edit_flags, &idx);
 			cr.addr = idx;
 			send(sock, &cr, sizeof(cr), 0);
 			break;
@@ -1822,16 +1824,47 @@ static const char *err_name(int err)
 	return buf;
 }
 
+/*
+ * A committed batch with UPAGE_EDIT_POPULATE by process @p: the changed
+ * slots that a read would map may now be mapped read-only in @p's
+ * mappings (an upper bound: populating is best effort). Slots that must
+ * fault (a hole, PROT_NONE, a trap, an evicted frame) keep no entry, so
+ * the model still requires their fault, and their trap.
+ */
+static void model_populated(int p, const bool *touched)
+{
+	uint32_t s;
+	int m;
+
+	for (s = 0; s < M.size; s++) {
+		const struct mslot *sl = &M.slot[s];
+
+		if (!touched[s] || !sl->frame || !M.frame[sl->frame].resident ||
+		    sl->prot == UPAGE_PROT_NONE || sl->trap)
+			continue;
+		for (m = 0; m < MAX_MAPS; m++) {
+			struct map *mp = &P[p].map[m];
+			unsigned int i = s - mp->pgoff;
+
+			if (!mp->addr || s < mp->pgoff || i >= mp->pages ||
+			    (!mp->shared && mp->copy[i]))
+				continue;
+			pte_raise(mp, i, PTE_RO);
+		}
+	}
+}
+
 /* Apply a batch to the module and the model, with hammers running. */
 static void run_batch(const struct upage_edit_op *ops, unsigned int n,
 		      const char *what)
 {
 	static char text[2048];
 	bool hot[MAX_SLOTS] = { false }, either;
-	uint32_t idx = 0x5a5a5a5a, want_idx, i;
+	uint32_t idx = 0x5a5a5a5a, want_idx, i, flags;
 	struct sim S;
-	int want, ret, c;
+	int want, ret, c, editor = 0;
 
+	flags = chance(30) ? UPAGE_EDIT_POPULATE : 0;
 	want = sim_batch(&S, ops, n, &want_idx, &either);
 	if (want == -EBUSY && (cfg.avoid & AVOID_WIDEN)) {
 		/* No protection widened in a batch that fails after it. */
@@ -1851,8 +1884,8 @@ static void run_batch(const struct upage_edit_op *ops, unsigned int n,
 			hot[ops[i].src] = true;
 	}
 	fmt_ops(text, sizeof(text), ops, n);
-	note("%s EDIT [%s]: expect %s at op %d", what, text, err_name(want),
-	     (int)want_idx);
+	note("%s EDIT%s [%s]: expect %s at op %d", what,
+	     flags ? "+POPULATE" : "", text, err_name(want), (int)want_idx);
 	hammers_start(want ? M.slot : S.slot, hot);
 	c = 1 + below(MAX_PROCS - 1);
 	if (P[c].pid && chance(20)) {
@@ -1864,13 +1897,15 @@ static void run_batch(const struct upage_edit_op *ops, unsigned int n,
 		q.cmd = C_EDIT;
 		q.nr_ops = n;
 		memcpy(q.ops, ops, n * sizeof(*ops));
+		q.edit_flags = flags;
+		editor = c;
 		note("  (by child %d)", c);
 		child_send(c, &q);
 		child_recv(c, &cr, sizeof(cr), 60000);
 		ret = cr.ret;
 		idx = cr.addr;
 	} else {
-		ret = upage_edit(space_fd, ops, n, &idx);
+		ret = upage_edit_flags(space_fd, ops, n, flags, &idx);
 	}
 	hammers_stop();
 	tot.ops++;
@@ -1886,6 +1921,8 @@ static void run_batch(const struct upage_edit_op *ops, unsigned int n,
 		return;
 	}
 	sim_commit(&S, n);
+	if (flags)
+		model_populated(editor, S.touched);
 }
 
 static void step_edit(void)
@@ -2475,6 +2512,8 @@ static void step_residency(void)
 	res.op = op;
 	res.first = first;
 	res.n = n;
+	if (op == UPAGE_RES_PREFETCH && chance(30))
+		res.flags = UPAGE_RES_POPULATE;
 	ret = ioctl(space_fd, UPAGE_RESIDENCY, &res) ? -errno : 0;
 	done = res.out_frames;
 	hammers_stop();
@@ -2536,6 +2575,13 @@ static void step_residency(void)
 			pte_frame(f, PTE_NONE);
 			break;
 		}
+	}
+	if (res.flags & UPAGE_RES_POPULATE) {
+		bool range[MAX_SLOTS] = { false };
+
+		for (s = first; s < first + n; s++)
+			range[s] = true;
+		model_populated(0, range);
 	}
 }
 

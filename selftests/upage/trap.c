@@ -1659,7 +1659,7 @@ TEST_F(trap, bad_arguments_are_refused)
 					     UPAGE_RESOLVE_SIGBUS + 1, 0,
 					     NULL, NULL));
 	EXPECT_EQ(-EOPNOTSUPP, upage_resolve(self->fd, 0, 1, UPAGE_RESOLVE_MAP,
-					     UPAGE_RESOLVE_LIFT << 1, NULL,
+					     UPAGE_RESOLVE_FLAGS_ALL + 1, NULL,
 					     NULL));
 	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_RESOLVE, &rs));
 	EXPECT_EQ(-EINVAL, upage_resolve(self->fd, 0, 0, UPAGE_RESOLVE_MAP, 0,

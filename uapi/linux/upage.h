@@ -261,20 +261,18 @@ struct upage_edit_op {
  * they fault back in on the next access.
  *
  * With UPAGE_EDIT_POPULATE, the changed slots are then also mapped into the
- * caller's own mappings of the space, so that the caller's next read of
- * them takes no fault (other processes still fault). Slots that a read
- * would fault on anyway are left unmapped: holes, evicted frames,
+ * caller's own mappings of the space, as madvise(MADV_POPULATE_READ) would
+ * (the page faults are taken inside the call: they count in out_faults
+ * and in the caller's minor faults), so that the caller's next read of
+ * them takes no fault; other processes still fault. Slots that a read
+ * would not map at once are left unmapped: holes, evicted frames,
  * UPAGE_PROT_NONE, trapped slots, and slots another thread is changing.
  * The pages are mapped read-only where the mapping is shared and
  * writable, so the first write still faults (protection, tracking and
- * copy-on-write see it). The first populating call on a mapping marks it
- * VM_MIXEDMAP, as drivers that insert pages do: from then on it does not
- * merge with neighbouring mappings, cannot grow in place on kernels from
- * 6.12 (mremap with MREMAP_MAYMOVE moves it), is not locked by mlock(),
- * and fork copies its page table entries. Locked mappings (mlock,
- * MAP_LOCKED) and mappings without read access are not populated, nor
- * more than 16 mappings per call. Populating is best effort and never
- * makes the call fail; UPAGE_STATS' out_populated counts what it mapped.
+ * copy-on-write see it). Mappings without read access, and those past
+ * the caller's 16th mapping of the range, are not populated. Populating
+ * is best effort and never makes the call fail; UPAGE_STATS'
+ * out_populated counts the pages it mapped.
  */
 struct upage_edit {
 	__u32 size;
@@ -752,12 +750,17 @@ enum upage_resolve_action {
 
 /* Flags of struct upage_resolve. */
 #define UPAGE_RESOLVE_LIFT	(1U << 0)
-#define UPAGE_RESOLVE_FLAGS_ALL	UPAGE_RESOLVE_LIFT
+#define UPAGE_RESOLVE_POPULATE	(1U << 1)
+#define UPAGE_RESOLVE_FLAGS_ALL	(UPAGE_RESOLVE_LIFT | UPAGE_RESOLVE_POPULATE)
 
 /**
  * struct upage_resolve - ioctl(UPAGE_RESOLVE)
  * @size: sizeof(struct upage_resolve)
- * @flags: UPAGE_RESOLVE_LIFT: also lift the traps of the slots
+ * @flags: UPAGE_RESOLVE_LIFT: also lift the traps of the slots;
+ *	UPAGE_RESOLVE_POPULATE: map the slots into the caller's own mappings
+ *	before the threads are let go (as UPAGE_EDIT_POPULATE: slots still
+ *	trapped are not mapped), so that a waiting thread of the caller's
+ *	process finds its page mapped and does not fault again
  * @action: an enum upage_resolve_action
  * @__reserved: must be 0
  * @first: the first slot
@@ -772,6 +775,9 @@ enum upage_resolve_action {
  * retries its access; one answered with SIGBUS gets SIGBUS, si_addr the
  * faulting address. EBUSY: ZERO on a frame pinned by get_user_pages;
  * nothing was changed.
+ *
+ * COPY pages are not zeroed first: each is filled from @src whole, or
+ * freed if the copy faults.
  */
 struct upage_resolve {
 	__u32 size;
