@@ -529,6 +529,9 @@ static int bench_tracking(void)
 
 /* ---- traps: upage vs userfaultfd MISSING ---- */
 
+/* How upage's handler resolves: LIFT, and POPULATE for the +populate row. */
+static uint32_t resolve_flags = UPAGE_RESOLVE_LIFT;
+
 static char page_data[PAGE] __attribute__((aligned(4096)));
 
 struct trap_run {
@@ -549,7 +552,7 @@ static void *up_trap_handler(void *arg)
 			break;
 		}
 		t->err = -upage_resolve(t->fd, ev.slot, 1, UPAGE_RESOLVE_COPY,
-					UPAGE_RESOLVE_LIFT, page_data, NULL);
+					resolve_flags, page_data, NULL);
 		if (t->err)
 			break;
 		t->served++;
@@ -677,6 +680,39 @@ static int64_t uffd_trap(void)
 	return ns;
 }
 
+static int up_trap_pop_once(struct bench_method *m, uint64_t *ns)
+{
+	int64_t t;
+
+	(void)m;
+	resolve_flags = UPAGE_RESOLVE_LIFT | UPAGE_RESOLVE_POPULATE;
+	t = up_trap();
+	resolve_flags = UPAGE_RESOLVE_LIFT;
+	*ns = t;
+	return t < 0 ? -1 : 0;
+}
+
+/* Whether the module takes UPAGE_RESOLVE_POPULATE (tried on a hole). */
+static int resolve_populate_ok(void)
+{
+	char *base;
+	int fd = bench_space(1, &base), ret;
+
+	if (fd < 0)
+		return 0;
+	ret = upage_resolve(fd, 0, 1, UPAGE_RESOLVE_MAP, UPAGE_RESOLVE_POPULATE,
+			    NULL, NULL);
+	munmap(base, PAGE);
+	close(fd);
+	if (ret == -EOPNOTSUPP || ret == -EINVAL) {
+		printf("# populate not supported: UPAGE_RESOLVE refuses UPAGE_RESOLVE_POPULATE (%s); no +populate row\n",
+		       strerror(-ret));
+		return 0;
+	}
+	return ret ? bench_fail("UPAGE_RESOLVE with UPAGE_RESOLVE_POPULATE: %s",
+				strerror(-ret)) + 1 : 1;
+}
+
 static int up_trap_once(struct bench_method *m, uint64_t *ns)
 {
 	int64_t t = up_trap();
@@ -700,6 +736,8 @@ static int bench_traps(void)
 	struct bench_method m[] = {
 		{ .name = "upage trap + resolve COPY", .role = "upage",
 		  .once = up_trap_once },
+		{ .name = "upage trap + resolve COPY+populate", .role = "upage",
+		  .once = up_trap_pop_once },
 		{ .name = "userfaultfd MISSING + UFFDIO_COPY", .role = "peer",
 		  .once = uffd_trap_once },
 	};
@@ -707,11 +745,12 @@ static int bench_traps(void)
 	int bad = 0;
 
 	memset(page_data, 0x5a, sizeof(page_data));
+	m[1].skip = !resolve_populate_ok();
 	for (trap_threads = 1; trap_threads <= (bench_tiny ? 2 : 4) && !bad;
 	     trap_threads *= 2) {
 		snprintf(cas, sizeof(cas), "pages=%zu threads=%d read, 1 handler",
 			 pages, trap_threads);
-		bad = bench_measure("trap", cas, m, 2, pages) ? 1 : 0;
+		bad = bench_measure("trap", cas, m, 3, pages) ? 1 : 0;
 	}
 	return bad;
 }
