@@ -77,7 +77,8 @@ check: deps
 demo: deps
 	scripts/demo
 
-# upage-bench in a 6.1 guest (KERNEL=6.12 for the other one)
+# The benchmark suite (tools/bench/) in a 6.1 guest (KERNEL=6.12 for the
+# other one); the table, CSV and plot in build/bench/KERNEL/.
 bench: deps
 	KERNEL=$(or $(KERNEL),6.1) scripts/bench
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The benchmark tools (`make bench`), each run tiny: every one checks the
+ * The benchmark programs (`make bench`), each run tiny: every one checks the
  * contents its methods leave and exits non-zero if one is wrong, so a
  * change that breaks a method, or a tool that no longer builds or runs,
  * fails `make check` instead of waiting for the next benchmark run. The
@@ -45,28 +45,36 @@ FIXTURE_VARIANT_ADD(tool, evict) {
 	.says = "every method: all right",
 };
 
-FIXTURE_VARIANT_ADD(tool, swap) {
-	.cmd = TOOLS "upage-bench -p 16 -r 1",
-	.says = "all swapped correctly",
+/* The suite of make bench (tools/bench/), each program with -t. */
+FIXTURE_VARIANT_ADD(tool, edit) {
+	.cmd = TOOLS "bench-edit -t",
+	.says = "checked after every run: all right",
+};
+
+FIXTURE_VARIANT_ADD(tool, fault) {
+	.cmd = TOOLS "bench-fault -t",
+	.says = "checked after every run: all right",
+};
+
+FIXTURE_VARIANT_ADD(tool, pageout) {
+	.cmd = TOOLS "bench-pageout -t",
+	.says = "checked after every run: all right",
+};
+
+FIXTURE_VARIANT_ADD(tool, track) {
+	.cmd = TOOLS "bench-track -t",
+	.says = "checked every round: all right",
 };
 
 /* The B-tree buffer manager: budget 128 pages, 0.2 s per run, one run. */
 FIXTURE_VARIANT_ADD(tool, btree) {
-	.cmd = TOOLS "upage-bench-btree -t",
+	.cmd = TOOLS "bench-btree -t",
 	.says = "btree: all checks passed",
-};
-
-FIXTURE_VARIANT_ADD(tool, pageout) {
-	.cmd = TOOLS "upage-bench-pageout -n 16 -r 1",
-};
-
-FIXTURE_VARIANT_ADD(tool, track) {
-	.cmd = TOOLS "upage-bench-track -n 64 -r 1",
 };
 
 /* unmap_gap_frames 0 and 4 on a pool of 64 pages, one round each. */
 FIXTURE_VARIANT_ADD(tool, gap) {
-	.cmd = TOOLS "upage-bench-gap -n 64 -b 8 -r 1 -g 0,4",
+	.cmd = TOOLS "bench-gap -t",
 	.says = "every page of both pools right after every round",
 };
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * upage-bench-gap: what the module parameter unmap_gap_frames trades
+ * bench-gap: what the module parameter unmap_gap_frames trades
  * (issue 11: "measure flush vs refault and choose by it"). An edit
  * unmaps its changed slots run by run; with unmap_gap_frames = G it joins
  * two runs across at most G slots that hold frames, which saves an unmap
@@ -18,9 +18,11 @@
  * wrong). Needs root (it writes /sys/module/upage/parameters/); it puts
  * the parameter back when it is done.
  *
- * Prints BENCH lines (tools/bench/README): job unmap-gap, one case per G.
+ * Prints BENCH lines (docs/bench/README.md): job unmap-gap, one case per G.
  *
- * usage: upage-bench-gap [-n POOL] [-b B] [-r ROUNDS] [-g G,G,...]
+ * usage: bench-gap [-t] [-n POOL] [-b B] [-r ROUNDS] [-g G,G,...]
+ * (-t: the tiny run of make check, a pool of 64 pages, batches of 8, one
+ * round, gaps 0 and 4)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -149,8 +151,16 @@ int main(int argc, char **argv)
 	size_t *victims, i;
 	int opt, fd, g, r;
 
-	while ((opt = getopt(argc, argv, "n:b:r:g:")) != -1) {
+	while ((opt = getopt(argc, argv, "tn:b:r:g:")) != -1) {
 		switch (opt) {
+		case 't':
+			pool = 64;
+			batch = 8;
+			rounds = 1;
+			gaps[0] = 0;
+			gaps[1] = 4;
+			nr_gaps = 2;
+			break;
 		case 'n': pool = strtoul(optarg, NULL, 0); break;
 		case 'b': batch = strtoul(optarg, NULL, 0); break;
 		case 'r': rounds = atoi(optarg); break;
@@ -166,13 +176,13 @@ int main(int argc, char **argv)
 	    rounds > MAX_ROUNDS)
 		goto usage;
 	if (param(&saved, NULL)) {
-		fprintf(stderr, "upage-bench-gap: cannot read %s: %s\n", PARAM,
+		fprintf(stderr, "bench-gap: cannot read %s: %s\n", PARAM,
 			strerror(errno));
 		return 2;
 	}
 	fd = upage_open(O_CLOEXEC);
 	if (fd < 0 || upage_resize(fd, pool, NULL)) {
-		fprintf(stderr, "upage-bench-gap: no space: %s\n",
+		fprintf(stderr, "bench-gap: no space: %s\n",
 			strerror(fd < 0 ? -fd : errno));
 		return 2;
 	}
@@ -185,18 +195,18 @@ int main(int argc, char **argv)
 	gen_a = calloc(pool, sizeof(*gen_a));
 	if (u == MAP_FAILED || a == MAP_FAILED || !ops || !victims || !gen_u ||
 	    !gen_a) {
-		fprintf(stderr, "upage-bench-gap: out of memory\n");
+		fprintf(stderr, "bench-gap: out of memory\n");
 		return 2;
 	}
 	for (i = 0; i < pool; i++) {
 		u[i * (PAGE / 8)] = stamp(i, 0);
 		a[i * (PAGE / 8)] = stamp(i, 0);
 	}
-	printf("# upage-bench-gap: pool %zu pages, batches of %zu, %d rounds per gap\n",
+	printf("# bench-gap: pool %zu pages, batches of %zu, %d rounds per gap\n",
 	       pool, batch, rounds);
 	for (g = 0; g < nr_gaps; g++) {
 		if (param(NULL, &gaps[g])) {
-			fprintf(stderr, "upage-bench-gap: cannot set %s\n", PARAM);
+			fprintf(stderr, "bench-gap: cannot set %s\n", PARAM);
 			goto fail;
 		}
 		for (r = 0; r < rounds; r++) {
@@ -212,7 +222,7 @@ int main(int argc, char **argv)
 			t = now_ns();
 			if (upage_edit(fd, ops, batch, NULL) ||
 			    use_pool(u, gen_u, round)) {
-				fprintf(stderr, "upage-bench-gap: upage pool wrong (gap %u, round %d)\n",
+				fprintf(stderr, "bench-gap: upage pool wrong (gap %u, round %d)\n",
 					gaps[g], r);
 				goto fail;
 			}
@@ -224,7 +234,7 @@ int main(int argc, char **argv)
 				madvise((char *)a + victims[i] * PAGE, PAGE,
 					MADV_DONTNEED);
 			if (use_pool(a, gen_a, round)) {
-				fprintf(stderr, "upage-bench-gap: madvise pool wrong\n");
+				fprintf(stderr, "bench-gap: madvise pool wrong\n");
 				goto fail;
 			}
 			an_ns[r] = now_ns() - t;
@@ -237,12 +247,12 @@ int main(int argc, char **argv)
 		       up_flt, rounds, (double)batch);
 	}
 	param(NULL, &saved);
-	printf("# upage-bench-gap: every page of both pools right after every round\n");
+	printf("# bench-gap: every page of both pools right after every round\n");
 	return 0;
 fail:
 	param(NULL, &saved);
 	return 1;
 usage:
-	fprintf(stderr, "usage: upage-bench-gap [-n POOL] [-b B] [-r ROUNDS] [-g G,G,...]\n");
+	fprintf(stderr, "usage: bench-gap [-t] [-n POOL] [-b B] [-r ROUNDS] [-g G,G,...]\n");
 	return 2;
 }

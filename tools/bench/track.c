@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * upage-bench-track: write tracking and fault traps with upage, next to
- * the ways a program has without it, measured in the same run (`make
- * bench`). Prints ns per page and each method's ratio to upage's; exits
- * non-zero only if a method reported wrong pages or a call failed.
+ * bench-track: write tracking and fault traps with upage, next to the
+ * ways a program has without it, taking turns run by run (`make bench`),
+ * as BENCH lines (common.h). Exits non-zero only if a method reported
+ * wrong pages or a call failed.
  *
- * Tracking: every round writes one word to each of N pages, then collects
- * the written pages and re-arms. "write" is the cost per written page
- * (the first write after an arm faults), "collect" the cost per page of
- * collecting and re-arming (all N written).
+ * Tracking ("track"): every round writes one word to each of N pages,
+ * then collects the written pages and re-arms; the cost per written page
+ * includes the collect. A run sets its method up, warms up one round and
+ * times three; each method runs alone in the process (soft-dirty's
+ * clear_refs arms every page of the process).
  *
  *   upage                UPAGE_TRACK; UPAGE_DIRTY with UPAGE_DIRTY_CLEAR
  *   mprotect+SIGSEGV     private anonymous memory made read-only; the
@@ -21,13 +22,13 @@
  *   PAGEMAP_SCAN         userfaultfd WP_ASYNC (no handler) collected and
  *                        re-armed by one PAGEMAP_SCAN (Linux 6.7+)
  *
- * Traps: N reads of N pages that are not there yet, each answered by a
- * handler thread with a page of data.
+ * Traps ("trap"): N reads of N pages that are not there yet, each
+ * answered by a handler thread with a page of data.
  *
  *   upage                UPAGE_TRAP; read() the event, UPAGE_RESOLVE_COPY
  *   userfaultfd MISSING  read() the message, UFFDIO_COPY
  *
- * usage: upage-bench-track [-n PAGES] [-r REPEATS]
+ * usage: bench-track [-t] [-n PAGES] [-r RUNS]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,10 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "upage.h"
-
-#define PAGE 4096UL
-#define MAX_REPEATS 51
+#include "common.h"
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
@@ -77,33 +75,11 @@ struct scan_arg {
 #define SCAN_CHECK_WPASYNC (1 << 1)
 #define SCAN_PAGE_IS_WRITTEN (1 << 1)
 
-static size_t pages = 4096;
-static int repeats = 5;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_u64);
-	return v[n / 2];
-}
+static size_t pages;
 
 static int fail(const char *what, int err)
 {
-	fprintf(stderr, "upage-bench-track: %s: %s\n", what, strerror(err));
+	fprintf(stderr, "bench-track: %s: %s\n", what, strerror(err));
 	return -1;
 }
 
@@ -355,6 +331,7 @@ static void *wp_handler(void *arg)
 
 static int wp_setup(void)
 {
+	wp_stop = 0;
 	wp_p = map_anon();
 	wp_written = calloc(pages, 1);
 	if (!wp_p || !wp_written)
@@ -475,83 +452,85 @@ static const char *ps_missing(void)
 }
 
 static struct tracker trackers[] = {
-	{ "upage", up_setup, up_base, up_collect, up_teardown, NULL },
-	{ "mprotect+SIGSEGV", mp_setup, mp_base, mp_collect, mp_teardown, NULL },
-	{ "soft-dirty", sd_setup, sd_base, sd_collect, sd_teardown, NULL },
-	{ "userfaultfd WP", wp_setup, wp_base, wp_collect, wp_teardown, NULL },
-	{ "PAGEMAP_SCAN", ps_setup, ps_base, ps_collect, ps_teardown, NULL },
+	{ "upage track + dirty collect", up_setup, up_base, up_collect, up_teardown, NULL },
+	{ "soft-dirty (clear_refs + pagemap)", sd_setup, sd_base, sd_collect, sd_teardown, NULL },
+	{ "mprotect + SIGSEGV", mp_setup, mp_base, mp_collect, mp_teardown, NULL },
+	{ "uffd-wp (handler thread)", wp_setup, wp_base, wp_collect, wp_teardown, NULL },
+	{ "PAGEMAP_SCAN (uffd WP_ASYNC)", ps_setup, ps_base, ps_collect, ps_teardown, NULL },
 };
+
+#define ROUNDS 3
+
+/*
+ * One run of a tracker: set it up (so that soft-dirty's clear_refs, which
+ * arms the whole process, never meets another tracker's pages), one round
+ * to warm up, then ROUNDS rounds of writing every page and collecting,
+ * each checked; the time of those rounds.
+ */
+static int track_once(struct bench_method *m, uint64_t *ns)
+{
+	struct tracker *t = m->ctx;
+	uint64_t total = 0;
+	char *base;
+
+	if (t->setup())
+		return -1;
+	base = t->base();
+	for (int r = 0; r <= ROUNDS; r++) {
+		uint64_t t0 = now_ns();
+		long nr;
+
+		write_all(base, r);
+		nr = t->collect();
+		if (r)
+			total += now_ns() - t0;
+		if (nr != (long)pages) {
+			t->teardown();
+			return bench_fail("%s: round %d reported %ld of %zu written pages",
+					  t->name, r, nr, pages);
+		}
+	}
+	/* Nothing written since: nothing to report. */
+	if (t->collect() != 0) {
+		t->teardown();
+		return bench_fail("%s: reported pages nobody wrote", t->name);
+	}
+	t->teardown();
+	*ns = total / ROUNDS;
+	return 0;
+}
 
 static int bench_tracking(void)
 {
-	uint64_t up_total = 0;
-	int bad = 0;
+	const int nr = sizeof(trackers) / sizeof(trackers[0]);
+	struct bench_method m[sizeof(trackers) / sizeof(trackers[0])];
+	char cas[96];
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd;
 
 	trackers[4].skip = ps_missing();
-	printf("write tracking, %zu pages, median of %d rounds (ns per page)\n",
-	       pages, repeats);
-	printf("%-20s %10s %10s %10s %7s\n", "method", "write", "collect",
-	       "total", "ratio");
-	for (size_t m = 0; m < sizeof(trackers) / sizeof(trackers[0]); m++) {
-		struct tracker *t = &trackers[m];
-		uint64_t w[MAX_REPEATS], c[MAX_REPEATS], tw, tc;
-		int wrong = 0;
-		char *base;
-
-		if (t->skip) {
-			printf("%-20s skipped: %s\n", t->name, t->skip);
-			continue;
-		}
-		if (t->setup()) {
-			printf("%-20s failed to set up\n", t->name);
-			bad = 1;
-			continue;
-		}
-		base = t->base();
-		for (int r = 0; r <= repeats; r++) {
-			uint64_t t0 = now_ns(), t1, t2;
-			long nr;
-
-			write_all(base, r);
-			t1 = now_ns();
-			nr = t->collect();
-			t2 = now_ns();
-			if (nr != (long)pages) {
-				fprintf(stderr, "%s: round %d reported %ld of %zu written pages\n",
-					t->name, r, nr, pages);
-				wrong = 1;
-				break;
-			}
-			/* Round 0 warms up. */
-			if (r) {
-				w[r - 1] = t1 - t0;
-				c[r - 1] = t2 - t1;
-			}
-		}
-		/* Nothing written since: nothing to report. */
-		if (!wrong && t->collect() != 0) {
-			fprintf(stderr, "%s: reported pages nobody wrote\n", t->name);
-			wrong = 1;
-		}
-		t->teardown();
-		if (wrong) {
-			printf("%-20s wrong pages reported\n", t->name);
-			bad = 1;
-			continue;
-		}
-		tw = median(w, repeats) / pages;
-		tc = median(c, repeats) / pages;
-		if (!up_total)
-			up_total = tw + tc;
-		printf("%-20s %10llu %10llu %10llu %6.2fx\n", t->name,
-		       (unsigned long long)tw, (unsigned long long)tc,
-		       (unsigned long long)(tw + tc),
-		       (double)(tw + tc) / (double)up_total);
+	fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) ||
+	    !(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+		trackers[3].skip = "no userfaultfd write-protect";
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < nr; i++) {
+		m[i] = (struct bench_method){ .name = trackers[i].name,
+			.role = i ? "peer" : "upage", .once = track_once,
+			.ctx = &trackers[i], .skip = !!trackers[i].skip };
+		if (trackers[i].skip)
+			printf("# track: %s not run: %s\n", trackers[i].name,
+			       trackers[i].skip);
 	}
-	return bad;
+	snprintf(cas, sizeof(cas), "pages=%zu all re-written each round", pages);
+	return bench_measure("track", cas, m, nr, pages) ? 1 : 0;
 }
 
 /* ---- traps: upage vs userfaultfd MISSING ---- */
+
+/* How upage's handler resolves: LIFT, and POPULATE for the +populate row. */
+static uint32_t resolve_flags = UPAGE_RESOLVE_LIFT;
 
 static char page_data[PAGE] __attribute__((aligned(4096)));
 
@@ -573,7 +552,7 @@ static void *up_trap_handler(void *arg)
 			break;
 		}
 		t->err = -upage_resolve(t->fd, ev.slot, 1, UPAGE_RESOLVE_COPY,
-					UPAGE_RESOLVE_LIFT, page_data, NULL);
+					resolve_flags, page_data, NULL);
 		if (t->err)
 			break;
 		t->served++;
@@ -606,27 +585,59 @@ static void *uffd_missing_handler(void *arg)
 	return NULL;
 }
 
-/* Touch every page of @t->p with a handler thread; ns per round trip. */
+/* How many threads fault at once in a trap run (each its share of pages). */
+static int trap_threads = 1;
+
+struct toucher {
+	pthread_t th;
+	char *p;
+	int k;
+	uint64_t sum;
+};
+
+static void *touch_share(void *arg)
+{
+	struct toucher *w = arg;
+
+	for (size_t j = w->k; j < pages; j += trap_threads)
+		w->sum += *(volatile uint8_t *)(w->p + j * PAGE + 7);
+	return NULL;
+}
+
+/*
+ * Touch every page of @t->p from trap_threads threads at once, with a
+ * handler thread answering; the ns the touches took, or -1.
+ */
 static int64_t trap_round(struct trap_run *t, void *(*handler)(void *))
 {
-	pthread_t th;
+	struct toucher w[4] = { { 0 } };
 	uint64_t t0, t1, sum = 0;
+	pthread_t th;
 
 	t->served = 0;
 	t->err = 0;
 	if (pthread_create(&th, NULL, handler, t))
 		return -1;
 	t0 = now_ns();
-	for (size_t j = 0; j < pages; j++)
-		sum += *(volatile uint8_t *)(t->p + j * PAGE + 7);
+	for (int k = 0; k < trap_threads; k++) {
+		w[k].p = t->p;
+		w[k].k = k;
+		if (k && pthread_create(&w[k].th, NULL, touch_share, &w[k]))
+			return -1;
+	}
+	touch_share(&w[0]);
+	for (int k = 1; k < trap_threads; k++)
+		pthread_join(w[k].th, NULL);
 	t1 = now_ns();
 	pthread_join(th, NULL);
+	for (int k = 0; k < trap_threads; k++)
+		sum += w[k].sum;
 	if (t->err || t->served != pages || sum != pages * 0x5a) {
 		fprintf(stderr, "trap round: %s, %zu served, sum %llu\n",
 			strerror(t->err), t->served, (unsigned long long)sum);
 		return -1;
 	}
-	return (t1 - t0) / pages;
+	return t1 - t0;
 }
 
 static int64_t up_trap(void)
@@ -669,56 +680,96 @@ static int64_t uffd_trap(void)
 	return ns;
 }
 
+static int up_trap_pop_once(struct bench_method *m, uint64_t *ns)
+{
+	int64_t t;
+
+	(void)m;
+	resolve_flags = UPAGE_RESOLVE_LIFT | UPAGE_RESOLVE_POPULATE;
+	t = up_trap();
+	resolve_flags = UPAGE_RESOLVE_LIFT;
+	*ns = t;
+	return t < 0 ? -1 : 0;
+}
+
+/* Whether the module takes UPAGE_RESOLVE_POPULATE (tried on a hole). */
+static int resolve_populate_ok(void)
+{
+	char *base;
+	int fd = bench_space(1, &base), ret;
+
+	if (fd < 0)
+		return 0;
+	ret = upage_resolve(fd, 0, 1, UPAGE_RESOLVE_MAP, UPAGE_RESOLVE_POPULATE,
+			    NULL, NULL);
+	munmap(base, PAGE);
+	close(fd);
+	if (ret == -EOPNOTSUPP || ret == -EINVAL) {
+		printf("# populate not supported: UPAGE_RESOLVE refuses UPAGE_RESOLVE_POPULATE (%s); no +populate row\n",
+		       strerror(-ret));
+		return 0;
+	}
+	return ret ? bench_fail("UPAGE_RESOLVE with UPAGE_RESOLVE_POPULATE: %s",
+				strerror(-ret)) + 1 : 1;
+}
+
+static int up_trap_once(struct bench_method *m, uint64_t *ns)
+{
+	int64_t t = up_trap();
+
+	(void)m;
+	*ns = t;
+	return t < 0 ? -1 : 0;
+}
+
+static int uffd_trap_once(struct bench_method *m, uint64_t *ns)
+{
+	int64_t t = uffd_trap();
+
+	(void)m;
+	*ns = t;
+	return t < 0 ? -1 : 0;
+}
+
 static int bench_traps(void)
 {
-	uint64_t up[MAX_REPEATS], uf[MAX_REPEATS], u, f;
+	struct bench_method m[] = {
+		{ .name = "upage trap + resolve COPY", .role = "upage",
+		  .once = up_trap_once },
+		{ .name = "upage trap + resolve COPY+populate", .role = "upage",
+		  .once = up_trap_pop_once },
+		{ .name = "userfaultfd MISSING + UFFDIO_COPY", .role = "peer",
+		  .once = uffd_trap_once },
+	};
+	char cas[64];
+	int bad = 0;
 
 	memset(page_data, 0x5a, sizeof(page_data));
-	for (int r = 0; r < repeats; r++) {
-		int64_t a = up_trap(), b = uffd_trap();
-
-		if (a < 0 || b < 0)
-			return 1;
-		up[r] = a;
-		uf[r] = b;
+	m[1].skip = !resolve_populate_ok();
+	for (trap_threads = 1; trap_threads <= (bench_tiny ? 2 : 4) && !bad;
+	     trap_threads *= 2) {
+		snprintf(cas, sizeof(cas), "pages=%zu threads=%d read, 1 handler",
+			 pages, trap_threads);
+		bad = bench_measure("trap", cas, m, 3, pages) ? 1 : 0;
 	}
-	u = median(up, repeats);
-	f = median(uf, repeats);
-	printf("\nfault to a handler thread and back, %zu pages, median of %d runs (ns per fault)\n",
-	       pages, repeats);
-	printf("%-20s %10llu %6.2fx\n", "upage trap + COPY", (unsigned long long)u,
-	       1.0);
-	printf("%-20s %10llu %6.2fx\n", "userfaultfd MISSING", (unsigned long long)f,
-	       (double)f / (double)u);
-	return 0;
+	return bad;
 }
 
 int main(int argc, char **argv)
 {
-	int opt, bad;
+	int bad;
 
-	while ((opt = getopt(argc, argv, "n:r:")) != -1) {
-		switch (opt) {
-		case 'n':
-			pages = strtoul(optarg, NULL, 0);
-			break;
-		case 'r':
-			repeats = atoi(optarg);
-			break;
-		default:
-			fprintf(stderr, "usage: %s [-n PAGES] [-r REPEATS]\n", argv[0]);
-			return 2;
-		}
-	}
-	if (!pages || pages > (1UL << 20) || repeats < 1 || repeats > MAX_REPEATS - 1) {
-		fprintf(stderr, "upage-bench-track: -n 1..1048576, -r 1..%d\n",
-			MAX_REPEATS - 1);
-		return 2;
-	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	bench_args(argc, argv, 4096, 16);
+	pages = bench_pages;
+	printf("# bench-track: %zu pages, %d runs per row (tracking: %d rounds a run)\n",
+	       pages, bench_runs, ROUNDS);
+	bench_pin_cpu0("handler threads and faulting threads share it");
 	/* A method that hangs must fail the benchmark, not stall it. */
-	alarm(300);
+	alarm(600);
 	bad = bench_tracking();
 	bad |= bench_traps();
+	printf("# bench-track: reports checked every round: %s\n",
+	       bad ? "WRONG or FAILED" : "all right");
 	return bad;
 }
