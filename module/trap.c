@@ -59,7 +59,7 @@ struct upage_trap_ev {
 struct upage_trap_waiter {
 	struct list_head node;		/* ev->waiters, then ->trap_tickets */
 	struct upage_trap_ev *ev;	/* while pending */
-	struct task_struct *sleeper;	/* the waiting thread, while pending */
+	struct wait_queue_entry wait;	/* on space->trap_wq, while waiting */
 	struct task_struct *task;	/* a reference, while a ticket */
 	pgoff_t slot;
 	int result;
@@ -105,55 +105,14 @@ void upage_trap_destroy(struct upage_space *space)
 }
 
 /*
- * The threads a resolve answered, to wake each alone rather than every
- * waiter of the space; past UPAGE_WAKE_MAX of them, all are woken.
- */
-#define UPAGE_WAKE_MAX 16
-
-struct upage_wake {
-	struct task_struct *tasks[UPAGE_WAKE_MAX];
-	unsigned int nr;
-	bool all;
-};
-
-/* Under table_lock: @w is still pending, so its sleeper is alive. */
-static void upage_wake_add(struct upage_wake *wake,
-			   struct upage_trap_waiter *w)
-{
-	if (!wake)
-		return;
-	if (wake->nr == UPAGE_WAKE_MAX) {
-		wake->all = true;
-		return;
-	}
-	get_task_struct(w->sleeper);
-	wake->tasks[wake->nr++] = w->sleeper;
-}
-
-/* After table_lock: wake the threads answered, or all. */
-static void upage_wake_up(struct upage_space *space, struct upage_wake *wake)
-{
-	unsigned int i;
-
-	if (wake->all)
-		wake_up_all(&space->trap_wq);
-	for (i = 0; i < wake->nr; i++) {
-		if (!wake->all)
-			wake_up_process(wake->tasks[i]);
-		put_task_struct(wake->tasks[i]);
-	}
-}
-
-/*
  * Answer every thread waiting on @ev with @result and drop the event;
  * returns how many there were. Under table_lock; the caller frees the
- * event (on @dead) after unlocking and wakes the threads: those on @wake
- * if given, else all of space->trap_wq.
+ * event (on @dead) after unlocking and wakes space->trap_wq, where only
+ * the threads answered wake (upage_trap_wake()).
  */
 static unsigned int upage_trap_answer(struct upage_space *space,
 				      struct upage_trap_ev *ev, int result,
-				      struct list_head *dead,
-				      struct upage_wake *wake)
+				      struct list_head *dead)
 {
 	struct upage_trap_waiter *w, *wn;
 	unsigned int nr = 0;
@@ -161,7 +120,6 @@ static unsigned int upage_trap_answer(struct upage_space *space,
 	lockdep_assert_held(&space->table_lock);
 	list_for_each_entry_safe(w, wn, &ev->waiters, node) {
 		list_del_init(&w->node);
-		upage_wake_add(wake, w);
 		w->ev = NULL;
 		w->seq = space->trap_seq;
 		WRITE_ONCE(w->result, result);
@@ -177,8 +135,7 @@ static unsigned int upage_trap_answer(struct upage_space *space,
  */
 static unsigned int upage_trap_answer_range(struct upage_space *space,
 					    u64 first, u64 n, int result,
-					    bool all, struct list_head *dead,
-					    struct upage_wake *wake)
+					    bool all, struct list_head *dead)
 {
 	struct list_head *lists[] = { &space->trap_queue, &space->trap_read };
 	struct upage_trap_ev *ev, *en;
@@ -191,7 +148,7 @@ static unsigned int upage_trap_answer_range(struct upage_space *space,
 			if (!all && upage_trap_catches(space->slots[ev->slot].flags,
 						       ev->access))
 				continue;
-			nr += upage_trap_answer(space, ev, result, dead, wake);
+			nr += upage_trap_answer(space, ev, result, dead);
 		}
 	}
 	return nr;
@@ -322,6 +279,48 @@ static void upage_trap_leave_ticket(struct upage_space *space,
 }
 
 /*
+ * The wake function of a waiting thread's entry on space->trap_wq: every
+ * answer wakes the whole queue, and only the threads whose wait has an
+ * answer wake (as userfaultfd's waiters do); the others sleep on.
+ */
+static int upage_trap_wake(struct wait_queue_entry *wait, unsigned int mode,
+			   int sync, void *key)
+{
+	struct upage_trap_waiter *w = container_of(wait, struct upage_trap_waiter,
+						   wait);
+
+	if (!READ_ONCE(w->result))
+		return 0;
+	return default_wake_function(wait, mode, sync, key);
+}
+
+/*
+ * Sleep in @state until @w is answered, a signal @state lets in comes,
+ * or @timeout (jiffies) passes; whether it passed.
+ */
+static bool upage_trap_sleep(struct upage_space *space,
+			     struct upage_trap_waiter *w, unsigned int state,
+			     long timeout)
+{
+	bool timed_out = false;
+
+	init_wait_entry(&w->wait, 0);
+	w->wait.func = upage_trap_wake;
+	for (;;) {
+		prepare_to_wait(&space->trap_wq, &w->wait, state);
+		if (READ_ONCE(w->result) || signal_pending_state(state, current))
+			break;
+		if (!timeout) {
+			timed_out = true;
+			break;
+		}
+		timeout = schedule_timeout(timeout);
+	}
+	finish_wait(&space->trap_wq, &w->wait);
+	return timed_out && !READ_ONCE(w->result);
+}
+
+/*
  * How a trapped fault sleeps. A kernel-mode fault sleeps killably even
  * where the fault would allow a signal to interrupt it: x86 retries such
  * a fault at once unless the signal is fatal, so an interruptible wait
@@ -355,7 +354,7 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 	struct file *file;
 	bool queued = false;
 	int result;
-	long left;
+	bool timed_out;
 
 	/* Cannot drop the lock: no wait (get_user_pages without one). */
 	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
@@ -416,7 +415,6 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 		queued = true;
 	}
 	w->ev = ev;
-	w->sleeper = current;
 	w->slot = vmf->pgoff;
 	w->write = access == UPAGE_TRAP_WRITE;
 	list_add_tail(&w->node, &ev->waiters);
@@ -436,22 +434,8 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 
 	ms = READ_ONCE(space->trap_timeout_ms);
 	timeout = ms ? msecs_to_jiffies(ms) : MAX_SCHEDULE_TIMEOUT;
-	switch (upage_trap_sleep_state(vmf)) {
-	case TASK_INTERRUPTIBLE:
-		left = wait_event_interruptible_timeout(space->trap_wq,
-							READ_ONCE(w->result),
-							timeout);
-		break;
-	case TASK_KILLABLE:
-		left = wait_event_killable_timeout(space->trap_wq,
-						   READ_ONCE(w->result),
-						   timeout);
-		break;
-	default:
-		left = wait_event_timeout(space->trap_wq, READ_ONCE(w->result),
-					  timeout);
-		break;
-	}
+	timed_out = upage_trap_sleep(space, w, upage_trap_sleep_state(vmf),
+				     timeout);
 
 	spin_lock(&space->table_lock);
 	result = w->result;
@@ -461,7 +445,7 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 		list_del(&w->node);
 		if (list_empty(&ev->waiters))
 			list_move(&ev->node, &dead);
-		if (!left) {
+		if (timed_out) {
 			result = UPAGE_WAIT_SIGBUS;
 			w->result = result;
 			w->seq = space->trap_seq;
@@ -565,7 +549,7 @@ int upage_trap_set(struct upage_space *space, u64 first, u64 n, u32 access,
 		space->trap_seq++;
 	/* Threads waiting for an access no longer trapped go on. */
 	woken = upage_trap_answer_range(space, first, n, UPAGE_WAIT_PASS,
-					false, &dead, NULL);
+					false, &dead);
 	spin_unlock(&space->table_lock);
 	if (bits) {
 		upage_space_fence(space, first, n);
@@ -673,7 +657,6 @@ static int upage_trap_fill(struct upage_space *space, u64 first, u64 n,
 static int upage_do_resolve(struct upage_space *space, u32 action,
 			    u32 flags, u64 first, u64 n, u64 src, u64 *woken)
 {
-	struct upage_wake wake = {};
 	struct page **pages = NULL;
 	unsigned int nr;
 	LIST_HEAD(dead);
@@ -729,7 +712,7 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 	nr = upage_trap_answer_range(space, first, n,
 				     action == UPAGE_RESOLVE_SIGBUS ?
 				     UPAGE_WAIT_SIGBUS : UPAGE_WAIT_PASS,
-				     true, &dead, &wake);
+				     true, &dead);
 	spin_unlock(&space->table_lock);
 	*woken = nr;
 out_unlock:
@@ -738,10 +721,10 @@ out_unlock:
 	if (!ret && (flags & UPAGE_RESOLVE_POPULATE) &&
 	    action != UPAGE_RESOLVE_SIGBUS)
 		upage_populate_range(space, first, n);
-	if (*woken)
+	if (*woken) {
 		atomic64_add(*woken, &space->stats.traps_resolved);
-	/* Only the threads answered: others of the space sleep on. */
-	upage_wake_up(space, &wake);
+		wake_up_all(&space->trap_wq);
+	}
 	upage_trap_free_dead(&dead);
 	if (pages) {
 		for (i = 0; i < n; i++) {
@@ -778,7 +761,7 @@ void upage_trap_cut(struct upage_space *space, u64 first)
 
 	spin_lock(&space->table_lock);
 	nr = upage_trap_answer_range(space, first, U64_MAX - first,
-				     UPAGE_WAIT_PASS, true, &dead, NULL);
+				     UPAGE_WAIT_PASS, true, &dead);
 	spin_unlock(&space->table_lock);
 	if (nr)
 		wake_up_all(&space->trap_wq);
@@ -900,8 +883,7 @@ void upage_trap_flush(struct upage_space *space, fl_owner_t id)
 		space->trap_owner = NULL;
 		space->trap_orphaned = true;
 		nr = upage_trap_answer_range(space, 0, ULONG_MAX,
-					     UPAGE_WAIT_SIGBUS, true, &dead,
-					     NULL);
+					     UPAGE_WAIT_SIGBUS, true, &dead);
 	}
 	spin_unlock(&space->table_lock);
 	if (nr) {

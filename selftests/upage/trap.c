@@ -1815,4 +1815,75 @@ TEST_F(trap, segv_handler_tells_upage_fault_from_stray_pointer)
 	EXPECT_TRUE(upage_page_is(self->p, 3, 3));
 }
 
+/* Voluntary context switches of thread @tid of this process, -1 if unknown. */
+static long voluntary_switches(pid_t tid)
+{
+	char path[64], line[128];
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A resolve wakes the threads it answers, all of them (24 on one slot),
+ * and no other: two threads waiting on another slot are not even woken
+ * (their voluntary context switches do not move), until their own
+ * resolve. (Review 8 wrote the first version of this test.)
+ */
+TEST_F(trap, resolve_wakes_every_thread_it_answers_and_no_other)
+{
+	struct toucher t[24], o[2];
+	long switches[2];
+	uint64_t woken = 99;
+	int i;
+
+	upage_fill(self->p, 3, 0x33);
+	upage_fill(self->p, 5, 0x55);
+	ASSERT_EQ(0, upage_trap(self->fd, 3, 1, UPAGE_TRAP_READ));
+	ASSERT_EQ(0, upage_trap(self->fd, 5, 1, UPAGE_TRAP_READ));
+	memset(t, 0, sizeof(t));
+	memset(o, 0, sizeof(o));
+	for (i = 0; i < 24; i++) {
+		t[i].addr = self->p + 3 * PAGE + i;
+		ASSERT_EQ(0, start_toucher(&t[i]));
+	}
+	for (i = 0; i < 2; i++) {
+		o[i].addr = self->p + 5 * PAGE + i;
+		ASSERT_EQ(0, start_toucher(&o[i]));
+	}
+	for (i = 0; i < 24; i++)
+		ASSERT_TRUE(wait_asleep(getpid(), t[i].tid));
+	for (i = 0; i < 2; i++) {
+		ASSERT_TRUE(wait_asleep(getpid(), o[i].tid));
+		switches[i] = voluntary_switches(o[i].tid);
+	}
+	ASSERT_EQ(0, upage_resolve(self->fd, 3, 1, UPAGE_RESOLVE_MAP,
+				   UPAGE_RESOLVE_LIFT, NULL, &woken));
+	EXPECT_EQ(24, woken);
+	for (i = 0; i < 24; i++) {
+		ASSERT_EQ(0, join_within(&t[i]));
+		EXPECT_EQ(0x33, t[i].val);
+	}
+	for (i = 0; i < 2; i++) {
+		EXPECT_FALSE(toucher_done(&o[i]));
+		EXPECT_EQ(switches[i], voluntary_switches(o[i].tid));
+	}
+	ASSERT_EQ(0, upage_resolve(self->fd, 5, 1, UPAGE_RESOLVE_MAP,
+				   UPAGE_RESOLVE_LIFT, NULL, &woken));
+	EXPECT_EQ(2, woken);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, join_within(&o[i]));
+		EXPECT_EQ(0x55, o[i].val);
+	}
+}
+
 TEST_HARNESS_MAIN
