@@ -203,21 +203,30 @@ bool upage_trap_catches(u32 flags, u32 access)
  * @keep, a pass stays for the .page_mkwrite that follows; so does a pass
  * given to a write, on a @shared mapping.
  */
+/* The current task's ticket for slot @idx, or NULL; under table_lock. */
+static struct upage_trap_waiter *upage_trap_my_ticket(struct upage_space *space,
+						      pgoff_t idx)
+{
+	struct upage_trap_waiter *w;
+
+	lockdep_assert_held(&space->table_lock);
+	list_for_each_entry(w, &space->trap_tickets, node) {
+		if (w->task == current && w->slot == idx)
+			return w;
+	}
+	return NULL;
+}
+
 int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
 		      bool shared, unsigned long *seq)
 {
-	struct upage_trap_waiter *w, *found = NULL;
+	struct upage_trap_waiter *found;
 	int result = UPAGE_WAIT_PENDING;
 
 	if (list_empty_careful(&space->trap_tickets))
 		return result;
 	spin_lock(&space->table_lock);
-	list_for_each_entry(w, &space->trap_tickets, node) {
-		if (w->task == current && w->slot == idx) {
-			found = w;
-			break;
-		}
-	}
+	found = upage_trap_my_ticket(space, idx);
 	if (found) {
 		result = found->result;
 		*seq = found->seq;
@@ -244,18 +253,12 @@ int upage_trap_ticket(struct upage_space *space, pgoff_t idx, bool keep,
  */
 bool upage_trap_has_ticket(struct upage_space *space, pgoff_t idx)
 {
-	struct upage_trap_waiter *w;
-	bool found = false;
+	bool found;
 
 	if (list_empty_careful(&space->trap_tickets))
 		return false;
 	spin_lock(&space->table_lock);
-	list_for_each_entry(w, &space->trap_tickets, node) {
-		if (w->task == current && w->slot == idx) {
-			found = true;
-			break;
-		}
-	}
+	found = upage_trap_my_ticket(space, idx);
 	spin_unlock(&space->table_lock);
 	return found;
 }
