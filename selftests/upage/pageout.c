@@ -320,8 +320,11 @@ TEST_F(po, residency_errors)
 	r.op = 99;
 	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_RESIDENCY, &r));
 	r.op = UPAGE_RES_EVICT;
-	r.flags = 1;
+	r.flags = UPAGE_RES_FLAGS_ALL + 1;
 	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_RESIDENCY, &r));
+	/* Populating belongs to PREFETCH. */
+	r.flags = UPAGE_RES_POPULATE;
+	EXPECT_EQ(-EINVAL, _upage_ioctl(self->fd, UPAGE_RESIDENCY, &r));
 	r.flags = 0;
 	r.__reserved = 1;
 	EXPECT_EQ(-EOPNOTSUPP, _upage_ioctl(self->fd, UPAGE_RESIDENCY, &r));
