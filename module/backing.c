@@ -162,7 +162,7 @@ int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 {
 	struct upage_frame *frame;
 	struct file *store = NULL;
-	bool reclaimed;
+	bool reclaimed, user;
 	unsigned int seq;
 	struct page *page;
 	loff_t base;
@@ -183,6 +183,7 @@ int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 	reclaimed = frame->reclaimed;
 	off = frame->store_off;
 	base = space->store_base;
+	user = space->store_user;
 	if (!reclaimed)
 		store = get_file(space->store);
 	mutex_unlock(&space->lock);
@@ -193,7 +194,8 @@ int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 		goto out_put;
 	}
 	if (!reclaimed)
-		ret = upage_store_read_at(space, store, base, off, page);
+		ret = upage_store_read_at(space, store, user, base, off,
+					  page);
 
 	if (mutex_lock_killable(&space->lock)) {
 		ret = -EINTR;

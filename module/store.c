@@ -144,10 +144,11 @@ int upage_store_alloc(struct upage_space *space, struct upage_frame *frame)
  * allocation may fail rather than OOM-kill: the caller may hold
  * space->lock, which keeps reclaim off this space.
  */
-static int upage_store_copy_shmem(struct upage_space *space, long off,
-				  struct page *page, bool out, bool reclaim)
+static int upage_store_copy_shmem(struct upage_space *space, struct file *store,
+				  long off, struct page *page, bool out,
+				  bool reclaim)
 {
-	struct address_space *mapping = space->store->f_mapping;
+	struct address_space *mapping = store->f_mapping;
 	gfp_t gfp = mapping_gfp_mask(mapping);
 	struct mem_cgroup *old;
 	struct page *spage;
@@ -194,8 +195,8 @@ int upage_store_write_own(struct upage_space *space, struct upage_frame *frame,
 		upage_store_release(space, frame);
 	ret = upage_store_alloc(space, frame);
 	if (!ret)
-		ret = upage_store_copy_shmem(space, frame->store_off, page, true,
-					     reclaim);
+		ret = upage_store_copy_shmem(space, space->store,
+					     frame->store_off, page, true, reclaim);
 	return ret;
 }
 
@@ -232,8 +233,8 @@ int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 		     struct page *page)
 {
 	lockdep_assert_held(&space->lock);
-	return upage_store_read_at(space, space->store, space->store_base,
-				   frame->store_off, page);
+	return upage_store_read_at(space, space->store, space->store_user,
+				   space->store_base, frame->store_off, page);
 }
 
 /*
@@ -243,14 +244,20 @@ int upage_store_read(struct upage_space *space, struct upage_frame *frame,
  * never wait behind space->lock (backing.c).
  */
 int upage_store_read_at(struct upage_space *space, struct file *store,
-			loff_t base, long off, struct page *page)
+			bool user, loff_t base, long off, struct page *page)
 {
 	loff_t pos = base + ((loff_t)off << PAGE_SHIFT);
 	ssize_t done;
 	void *addr;
 
-	if (!space->store_user)
-		return upage_store_copy_shmem(space, off, page, false, false);
+	/*
+	 * @store and @user, not space->store: a page-in reads with no lock
+	 * held, while UPAGE_STORE may change the space's store (fuzz_ioctl
+	 * hit a NULL space->store here on 6.12).
+	 */
+	if (!user)
+		return upage_store_copy_shmem(space, store, off, page, false,
+					      false);
 	addr = kmap_local_page(page);
 	done = kernel_read(store, addr, PAGE_SIZE, &pos);
 	kunmap_local(addr);

@@ -334,7 +334,7 @@ void upage_store_unmount(void);
 int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 		     struct page *page);
 int upage_store_read_at(struct upage_space *space, struct file *store,
-			loff_t base, long off, struct page *page);
+			bool user, loff_t base, long off, struct page *page);
 void upage_store_release(struct upage_space *space,
 			 struct upage_frame *frame);
 int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
