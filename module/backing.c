@@ -14,7 +14,8 @@
  * slots with its page lock held from before the unmap until the frame's
  * page pointer is cleared, so a fault either mapped the page before the
  * unmap (which removes it) or re-checks after and pages the frame in. The
- * unmap moves the PTEs' dirty bits to the page, so PageDirty() says
+ * unmap moves the PTEs' dirty bits to the page, so upage_frame_dirty()
+ * (PG_dirty, or the bits write tracking moved off it, track.c) says
  * whether the frame was written since the store last got it. The store
  * write itself runs with no lock held (see "Eviction" below).
  *
@@ -313,7 +314,7 @@ static int upage_frame_evict_begin(struct upage_space *space,
 	lockdep_assert_held(&space->lock);
 	if (frame->lazy) {
 		/* Dirty: written through a pin (get_user_pages) since. */
-		if (!PageDirty(page)) {
+		if (!upage_frame_dirty(frame)) {
 			upage_frame_drop(space, frame);
 			return 0;
 		}
@@ -322,17 +323,17 @@ static int upage_frame_evict_begin(struct upage_space *space,
 		space->nr_lazy--;
 		spin_unlock(&space->table_lock);
 	}
-	if (!space->store_user && (PageDirty(page) || !frame->stored)) {
+	if (!space->store_user && (upage_frame_dirty(frame) || !frame->stored)) {
 		/* The module's own store takes no lock: write it now. */
 		ret = upage_store_write_own(space, frame, page, reclaim);
 		if (ret) {
 			unlock_page(page);
 			return ret;
 		}
-		ClearPageDirty(page);
+		upage_frame_clear_dirty(space, frame);
 		frame->stored = true;
 	}
-	if (frame->stored && !PageDirty(page)) {
+	if (frame->stored && !upage_frame_dirty(frame)) {
 		/* The store has these contents already. */
 		upage_frame_set_page(space, frame, NULL);
 		unlock_page(page);
@@ -346,7 +347,7 @@ static int upage_frame_evict_begin(struct upage_space *space,
 		return ret;
 	}
 	/* From here, a write to the page sets PG_dirty again (step 3). */
-	ClearPageDirty(page);
+	upage_frame_clear_dirty(space, frame);
 	frame->stored = false;
 	frame->wb_error = 0;
 	get_page(page);
@@ -532,7 +533,7 @@ int upage_backing_evict_claimed(struct upage_space *space,
 			continue;
 		page = frame->page;
 		/* Written during the store write: keep the new contents. */
-		if (PageDirty(page)) {
+		if (upage_frame_dirty(frame)) {
 			unlock_page(page);
 			continue;
 		}

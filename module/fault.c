@@ -345,6 +345,7 @@ int upage_mmap(struct file *file, struct vm_area_struct *vma)
 	    vma_pages(vma) > upage_max_space_pages - vma->vm_pgoff)
 		return -EINVAL;
 
+	upage_track_mapped(file->private_data, vma->vm_flags);
 	vma->vm_ops = &upage_vm_ops;
 	return 0;
 }

@@ -175,6 +175,8 @@ int upage_lazy_free(struct upage_space *space, u64 first, u64 n, u64 *done)
 		frames[nr++] = frame;
 	}
 	upage_reclaim_unmap(space, frames, nr, first, first + n);
+	for (i = 0; i < nr; i++)
+		upage_frame_clear_dirty(space, frames[i]);
 	spin_lock(&space->table_lock);
 	/*
 	 * A reclaimed frame read since (zeros) stays RECLAIMED: only a write
@@ -183,7 +185,6 @@ int upage_lazy_free(struct upage_space *space, u64 first, u64 n, u64 *done)
 	for (i = 0; i < nr; i++) {
 		frames[i]->lazy = true;
 		frames[i]->stored = false;
-		ClearPageDirty(frames[i]->page);
 	}
 	space->nr_lazy += nr;
 	spin_unlock(&space->table_lock);
@@ -239,7 +240,7 @@ static unsigned long upage_shrink_space(struct upage_space *space,
 			unlock_page(frame->page);
 			continue;
 		}
-		if (PageDirty(frame->page)) {
+		if (upage_frame_dirty(frame)) {
 			/* Written through a pin since: keep the data. */
 			spin_lock(&space->table_lock);
 			frame->lazy = false;

@@ -301,6 +301,8 @@ struct upage_frame *upage_frame_init(struct upage_space *space,
 	frame->used = true;
 	frame->marked = false;
 	frame->busy = false;
+	frame->dirty = false;
+	frame->dbit = false;
 	frame->dead = false;
 	frame->wb_page = NULL;
 	frame->wb_error = 0;
@@ -345,6 +347,7 @@ void upage_frame_set_page(struct upage_space *space,
 	}
 	frame->page = page;
 	spin_unlock(&space->table_lock);
+	frame->dirty = false;
 	if (page) {
 		space->nr_resident++;
 	} else {
@@ -1037,11 +1040,18 @@ int upage_space_query(struct upage_space *space, u64 first, u64 n,
 		      bool show_pfn, struct upage_slot_info *info)
 {
 	u64 i;
+	int ret;
 
 	mutex_lock(&space->lock);
 	if (!upage_slots_exist(space, first, n)) {
 		mutex_unlock(&space->lock);
 		return -EINVAL;
+	}
+	/* Writes still in dirty bits (track.c), for UPAGE_SLOT_DIRTY. */
+	ret = upage_track_harvest(space, first, n);
+	if (ret) {
+		mutex_unlock(&space->lock);
+		return ret;
 	}
 	for (i = 0; i < n; i++) {
 		struct upage_slot *slot = &space->slots[first + i];

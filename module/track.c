@@ -40,6 +40,45 @@
  * unmap removes it; one that reads the new generation records a write
  * that the next collection reports.
  *
+ * Re-arming by dirty bits. Unmapping costs a fault per page re-written
+ * every round, so a slot that only a plain write can reach is re-armed
+ * by cleaning the dirty bits of its PTEs instead
+ * (clean_record_shared_mapping_range(), as vmwgfx does): its PTEs stay
+ * writable, and the hardware's dirty bit records the next write. Such a
+ * frame is "dbit armed" (frame->dbit). A write to it is then in one of
+ * three places: frame->written (it went through .page_mkwrite), a PTE's
+ * dirty bit, or PG_dirty (a zap of a dirty PTE moves the bit there:
+ * munmap, madvise, exit, our own unmaps; so does unpinning a
+ * get_user_pages pin that wrote). upage_track_harvest() moves the last
+ * two into frame->written before every report, so the generation test
+ * above stays the whole rule. For PG_dirty to mean "written since the
+ * arm", the arm moves the page's PG_dirty into frame->dirty (the
+ * eviction's "the store lacks these contents", upage_frame_dirty()), and
+ * every path that clears PG_dirty later first records it as a write
+ * (upage_frame_clear_dirty()). A harvest cleans the dirty bits of every
+ * PTE in its range, so it keeps what it found in frame->dirty too.
+ *
+ * Which slots: a dbit armed frame must be reachable only through PTEs the
+ * harvest cleans and through .page_mkwrite. So a slot is re-armed by
+ * dirty bits when its frame is resident, held by that slot alone (an
+ * alias or copy-on-write slot is reached through other PTEs), its
+ * protection is RW, it has no trap, and it is not lazily freed; and only
+ * while the space has never been mapped privately or without write
+ * permission: the kernel's walk stops at the first such mapping in
+ * i_mmap, so its harvest would miss the shared mappings after it. That
+ * choice is sticky (space->dbit_off, set by mmap() before the mapping is
+ * linked): a harvest that finds it set, before or after its walk, unmaps
+ * its dbit armed frames instead, which moves every dirty bit to PG_dirty,
+ * and they go back to re-arming by unmapping. A slot becomes dbit armed
+ * through an ordinary arm (an unmap): from then on the next write faults
+ * once, and later re-arms cost no unmap and no fault. Any other slot is
+ * re-armed by unmapping, as above.
+ *
+ * The harvest needs no fence with .page_mkwrite: a write it records or
+ * finds in a dirty bit after the report is counted by the next report,
+ * and the pages this report lists are read by the caller after the call
+ * returns, writes made while it ran included.
+ *
  * Everything here runs under space->lock, which keeps frames and their
  * pages in place (evictions, edits and page-ins take it too).
  */
@@ -124,12 +163,214 @@ static void upage_track_unmap_aliases(struct upage_space *space, u64 first,
 	}
 }
 
+/*
+ * A mapping of the space is being made with @flags (mmap(), before the
+ * VMA is linked): re-arming by dirty bits ends for good if the kernel's
+ * walk would stop at it.
+ */
+void upage_track_mapped(struct upage_space *space, vm_flags_t flags)
+{
+	if ((flags & (VM_SHARED | VM_MAYWRITE)) != (VM_SHARED | VM_MAYWRITE))
+		WRITE_ONCE(space->dbit_off, true);
+}
+
+/* Whether @frame's contents are newer than its store page's. */
+bool upage_frame_dirty(struct upage_frame *frame)
+{
+	return frame->dirty || PageDirty(frame->page);
+}
+
+/*
+ * The store is getting @frame's contents, or they are dropped: clear its
+ * dirty state. A dbit armed frame's PG_dirty is a write since its arm,
+ * so it is recorded first. Under space->lock, the page locked.
+ */
+void upage_frame_clear_dirty(struct upage_space *space,
+			     struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+	if (TestClearPageDirty(frame->page) && frame->dbit) {
+		spin_lock(&space->table_lock);
+		frame->written = space->track_gen;
+		spin_unlock(&space->table_lock);
+	}
+	frame->dirty = false;
+}
+
+/*
+ * Whether @slot may be re-armed by dirty bits, @off being space->dbit_off
+ * as the arm read it once.
+ */
+static bool upage_track_dbit_ok(struct upage_slot *slot, bool off)
+{
+	struct upage_frame *frame = slot->frame;
+
+	return !off && frame && frame->page &&
+	       frame->nr_slots == 1 && !frame->lazy && !frame->reclaimed &&
+	       !frame->wb_page && slot->prot == UPAGE_PROT_RW &&
+	       !(slot->flags & (UPAGE_SLOT_F_COW | UPAGE_SLOT_F_TRAPS));
+}
+
+static bool upage_frame_dbit(struct upage_frame *frame)
+{
+	return frame && frame->page && frame->dbit;
+}
+
+/*
+ * Move the writes to the dbit armed frames of slots first..first+n-1
+ * that are still in dirty bits and PG_dirty into frame->written, and
+ * clean those dirty bits. -ENOMEM changes nothing.
+ */
+int upage_track_harvest(struct upage_space *space, u64 first, u64 n)
+{
+	pgoff_t lo = ULONG_MAX, hi = 0, start = 0, end = 0, i;
+	unsigned long *bitmap = NULL;
+	bool unmapped = false;
+
+	lockdep_assert_held(&space->lock);
+	for (i = first; i < first + n; i++) {
+		if (upage_frame_dbit(space->slots[i].frame)) {
+			lo = min(lo, i);
+			hi = i;
+		}
+	}
+	if (lo > hi)
+		return 0;
+	if (!READ_ONCE(space->dbit_off)) {
+		bitmap = kvcalloc(BITS_TO_LONGS(hi - lo + 1), sizeof(long),
+				  GFP_KERNEL);
+		if (!bitmap)
+			return -ENOMEM;
+		clean_record_shared_mapping_range(space->inode->i_mapping, lo,
+						  hi - lo + 1, lo, bitmap,
+						  &start, &end);
+	}
+	/* A mapping the walk may have stopped at: zap, so PG_dirty has all. */
+	if (READ_ONCE(space->dbit_off)) {
+		upage_space_unmap(space, lo, hi - lo + 1);
+		unmapped = true;
+	}
+	spin_lock(&space->table_lock);
+	for (i = lo; i <= hi; i++) {
+		struct upage_slot *slot = &space->slots[i];
+		struct upage_frame *frame = slot->frame;
+		bool written;
+
+		if (!frame || !frame->page)
+			continue;
+		written = bitmap && test_bit(i - lo, bitmap);
+		/* Other frames' dirty bits were cleaned too: keep them. */
+		if (written)
+			frame->dirty = true;
+		if (!frame->dbit)
+			continue;
+		if (TestClearPageDirty(frame->page)) {
+			frame->dirty = true;
+			written = true;
+		}
+		if (written) {
+			if ((slot->flags & UPAGE_SLOT_F_TRACKED) &&
+			    frame->written <= slot->armed)
+				atomic64_inc(&space->stats.tracked_writes);
+			frame->written = space->track_gen;
+		}
+		if (unmapped)
+			frame->dbit = false;
+	}
+	spin_unlock(&space->table_lock);
+	kvfree(bitmap);
+	return 0;
+}
+
+/*
+ * Whether a slot that this collection reported (re-armed: slot->armed is
+ * the generation just closed) or that shares its frame is unmapped by the
+ * re-arm: all but the dbit armed ones that stay so.
+ */
+static bool upage_track_rearm_unmaps(struct upage_space *space,
+				     struct upage_slot *slot, bool off)
+{
+	struct upage_frame *frame = slot->frame;
+
+	if (frame && frame->nr_slots > 1)
+		return true;
+	if (!(slot->flags & UPAGE_SLOT_F_TRACKED) ||
+	    slot->armed != space->track_gen - 1)
+		return false;
+	return !upage_frame_dbit(frame) || !upage_track_dbit_ok(slot, off);
+}
+
+/*
+ * After the unmap of an arm (@all: of every slot of first..first+n-1;
+ * else of those upage_track_rearm_unmaps() picks): a re-armed frame that
+ * may be dbit armed has no PTE left, and its PG_dirty (the writes this
+ * report covers) goes to frame->dirty; the others are armed by unmapping.
+ */
+static void upage_track_set_modes(struct upage_space *space, u64 first,
+				  u64 n, bool all, bool off)
+{
+	u64 i, gen = space->track_gen - 1;
+
+	for (i = first; i < first + n; i++) {
+		struct upage_slot *slot = &space->slots[i];
+		struct upage_frame *frame = slot->frame;
+
+		if (!frame || !frame->page ||
+		    !(slot->flags & UPAGE_SLOT_F_TRACKED) || slot->armed != gen)
+			continue;
+		if (!all && !upage_track_rearm_unmaps(space, slot, off))
+			continue;
+		if (TestClearPageDirty(frame->page))
+			frame->dirty = true;
+		frame->dbit = upage_track_dbit_ok(slot, off);
+	}
+}
+
 /* Arm slots first..first+n-1, whose armed generation was just set. */
 static void upage_track_arm(struct upage_space *space, u64 first, u64 n)
 {
+	bool off = READ_ONCE(space->dbit_off);
+
 	upage_space_fence(space, first, n);
 	upage_space_unmap(space, first, n);
 	upage_track_unmap_aliases(space, first, n);
+	upage_track_set_modes(space, first, n, true, off);
+}
+
+/*
+ * Re-arm the slots of first..first+n-1 that the collection reported:
+ * unmap those that need it (after the page-lock fence), in spans that
+ * leave out only the dbit armed frames, as unmapping the others costs at
+ * most a read fault on a page mapped read-only.
+ */
+static void upage_track_rearm(struct upage_space *space, u64 first, u64 n)
+{
+	bool off = READ_ONCE(space->dbit_off);
+	u64 i, start = 0, last = 0;
+	bool run = false;
+
+	for (i = first; i <= first + n; i++) {
+		struct upage_slot *slot = i < first + n ? &space->slots[i] : NULL;
+
+		if (slot && upage_track_rearm_unmaps(space, slot, off)) {
+			if (!run)
+				start = i;
+			run = true;
+			last = i;
+			continue;
+		}
+		if (slot && !upage_frame_dbit(slot->frame))
+			continue;
+		if (run) {
+			upage_space_fence(space, start, last - start + 1);
+			upage_space_unmap(space, start, last - start + 1);
+		}
+		run = false;
+		if (!((i - first + 1) % 4096))
+			cond_resched();
+	}
+	upage_track_unmap_aliases(space, first, n);
+	upage_track_set_modes(space, first, n, false, off);
 }
 
 /* Take space->lock if slots first..first+n-1 exist (n > 0). */
@@ -155,6 +396,8 @@ int upage_track(struct upage_space *space, u32 op, u64 first, u64 n)
 		struct upage_slot *slot = &space->slots[i];
 
 		slot->flags &= ~(UPAGE_SLOT_F_TRACKED | UPAGE_SLOT_F_DIRTY);
+		if (slot->frame && op == UPAGE_TRACK_STOP)
+			slot->frame->dbit = false;
 		if (op == UPAGE_TRACK_START) {
 			slot->flags |= UPAGE_SLOT_F_TRACKED;
 			slot->armed = space->track_gen;
@@ -177,10 +420,16 @@ int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
 		unsigned long *bitmap, u64 *nr_dirty)
 {
 	u64 i, lo = U64_MAX, hi = 0;
+	int ret;
 
 	*nr_dirty = 0;
 	if (upage_track_lock(space, first, n))
 		return -EINVAL;
+	ret = upage_track_harvest(space, first, n);
+	if (ret) {
+		mutex_unlock(&space->lock);
+		return ret;
+	}
 	spin_lock(&space->table_lock);
 	for (i = first; i < first + n; i++) {
 		struct upage_slot *slot = &space->slots[i];
@@ -199,9 +448,12 @@ int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
 	if (clear && *nr_dirty)
 		space->track_gen++;
 	spin_unlock(&space->table_lock);
-	/* Clean slots are still mapped read-only at most (see above). */
+	/*
+	 * Clean slots are still mapped read-only at most, or dbit armed and
+	 * harvested (see above).
+	 */
 	if (clear && *nr_dirty)
-		upage_track_arm(space, lo, hi - lo + 1);
+		upage_track_rearm(space, lo, hi - lo + 1);
 	mutex_unlock(&space->lock);
 	return 0;
 }

@@ -30,7 +30,9 @@
  * (the space's track_gen at the frame's last recorded write, track.c) is
  * set under table_lock; @marked (track.c), @busy (the pin check) and
  * @edit_idx and @edit_taken (edit.c, while an edit has the frame claimed)
- * are scratch under space->lock.
+ * are scratch under space->lock. @dirty and @dbit (track.c) are protected
+ * by space->lock; whether the store lacks the page's contents is
+ * upage_frame_dirty().
  * @wb_page (set while the page is written to the store with no lock
  * held, backing.c), @dead (the frame lost its last slot meanwhile) and
  * @wb_error are protected by space->lock; during the write the writer
@@ -54,6 +56,8 @@ struct upage_frame {
 	bool marked;		/* track.c: an alias of an armed slot */
 	bool dead;		/* no slot left, freed when written out */
 	bool busy;		/* upage_frames_drain(): unexplained references */
+	bool dirty;		/* written since the store got it, beside PG_dirty */
+	bool dbit;		/* track.c: armed by dirty bits, PG_dirty is news */
 	unsigned int edit_idx;	/* edit.c: its entry in the batch's log */
 	u32 edit_taken;		/* edit.c: the first op that took it, or U32_MAX */
 	int wb_error;		/* backing.c: how its store write went */
@@ -144,7 +148,8 @@ struct upage_counters {
  * are charged to it) and @user (the opener's share of max_total_pages,
  * space.c) are immutable after creation.
  *
- * @track_gen (track.c) is the write generation, under @table_lock.
+ * @track_gen (track.c) is the write generation, under @table_lock;
+ * @dbit_off (track.c) is set, never cleared, by mmap() (WRITE_ONCE).
  *
  * Traps (trap.c): @trap_queue (events not read yet), @trap_read (read,
  * not answered), @trap_tickets, @trap_seq, @trap_owner (the handler's
@@ -191,6 +196,7 @@ struct upage_space {
 	struct list_head view_node;
 	unsigned int view_readers;
 	u64 track_gen;
+	bool dbit_off;		/* track.c: mapped private or read-only once */
 	struct list_head trap_queue;
 	struct list_head trap_read;
 	struct list_head trap_tickets;
@@ -347,6 +353,11 @@ int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
 void upage_track_undo_clear(struct upage_space *space, u64 first, u64 n,
 			    const unsigned long *bitmap);
 bool upage_slot_dirty(struct upage_slot *slot);
+int upage_track_harvest(struct upage_space *space, u64 first, u64 n);
+bool upage_frame_dirty(struct upage_frame *frame);
+void upage_frame_clear_dirty(struct upage_space *space,
+			     struct upage_frame *frame);
+void upage_track_mapped(struct upage_space *space, vm_flags_t flags);
 void upage_space_fence(struct upage_space *space, u64 first, u64 n);
 
 /* trap.c: how a thread's wait on a trap ended */
