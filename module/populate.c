@@ -3,7 +3,8 @@
  * Populate: map slots into the caller's own mappings of the space before
  * an edit (UPAGE_EDIT_POPULATE), a prefetch (UPAGE_RES_POPULATE) or a
  * resolve (UPAGE_RESOLVE_POPULATE) returns, so that the program's next
- * read of them takes no fault.
+ * read of them takes no fault; a resolve also maps them into the
+ * mappings of the other processes whose threads it answers (trap.c).
  *
  * It runs after the call's work is done, with no space lock held, and
  * faults each page in through the mm's own fault path, much as
@@ -151,16 +152,19 @@ static void upage_populate_slot(struct upage_populate *pop, pgoff_t idx)
 /*
  * Every UPAGE_POPULATE_RESCHED slots: yield, and let a writer of the mmap
  * lock (an mmap or munmap of another thread) in, finding the VMAs again
- * after it. False: stop (a fatal signal; the lock is then not held).
+ * after it; in another process's mm (@remote), stop instead. False: stop
+ * (a fatal signal, or @remote; the lock is then not held).
  */
 static bool upage_populate_step(struct upage_populate *pop,
-				struct mm_struct *mm, pgoff_t lo, pgoff_t hi,
-				u64 done)
+				struct mm_struct *mm, bool remote, pgoff_t lo,
+				pgoff_t hi, u64 done)
 {
 	if (done % UPAGE_POPULATE_RESCHED)
 		return true;
 	if (mmap_lock_is_contended(mm)) {
 		mmap_read_unlock(mm);
+		if (remote)
+			return false;
 		cond_resched();
 		if (mmap_read_lock_killable(mm))
 			return false;
@@ -176,13 +180,16 @@ static bool upage_populate_step(struct upage_populate *pop,
 
 /*
  * Populate slots @first..@first+@n-1, or, with @idx, slots @idx[0..@n-1]
- * (sorted); returns the number of pages mapped.
+ * (sorted), in @mm's mappings; returns the number of pages mapped. In
+ * another process's mm (@remote, which the caller holds a reference to)
+ * it only tries the mmap lock: a thread of that process may hold it
+ * while it waits for something of ours.
  */
 static unsigned long upage_populate(struct upage_space *space,
+				    struct mm_struct *mm, bool remote,
 				    const pgoff_t *idx, u64 first, u64 n)
 {
 	struct upage_populate pop = { .space = space };
-	struct mm_struct *mm = current->mm;
 	pgoff_t lo, hi;
 	u64 i;
 
@@ -190,11 +197,11 @@ static unsigned long upage_populate(struct upage_space *space,
 		return 0;
 	lo = idx ? idx[0] : first;
 	hi = idx ? idx[n - 1] : first + n - 1;
-	if (mmap_read_lock_killable(mm))
+	if (remote ? !mmap_read_trylock(mm) : mmap_read_lock_killable(mm))
 		return 0;
 	upage_populate_find(&pop, mm, lo, hi);
 	for (i = 0; i < n && pop.nr_vmas; i++) {
-		if (!upage_populate_step(&pop, mm, lo, hi, i + 1))
+		if (!upage_populate_step(&pop, mm, remote, lo, hi, i + 1))
 			goto out;
 		upage_populate_slot(&pop, idx ? idx[i] : first + i);
 	}
@@ -207,11 +214,18 @@ out:
 unsigned long upage_populate_slots(struct upage_space *space,
 				   const pgoff_t *idx, size_t n)
 {
-	return upage_populate(space, idx, 0, n);
+	return upage_populate(space, current->mm, false, idx, 0, n);
 }
 
 unsigned long upage_populate_range(struct upage_space *space, u64 first,
 				   u64 n)
 {
-	return upage_populate(space, NULL, first, n);
+	return upage_populate(space, current->mm, false, NULL, first, n);
+}
+
+/* The same in another process's mappings (a trap resolve's waiters). */
+unsigned long upage_populate_remote(struct upage_space *space,
+				    struct mm_struct *mm, u64 first, u64 n)
+{
+	return upage_populate(space, mm, true, NULL, first, n);
 }

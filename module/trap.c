@@ -61,6 +61,7 @@ struct upage_trap_waiter {
 	struct upage_trap_ev *ev;	/* while pending */
 	struct wait_queue_entry wait;	/* on space->trap_wq, while waiting */
 	struct task_struct *task;	/* a reference, while a ticket */
+	struct mm_struct *mm;		/* whose access waits (no reference) */
 	pgoff_t slot;
 	int result;
 	bool write;			/* waited for a write access */
@@ -418,6 +419,7 @@ vm_fault_t upage_trap_fault(struct vm_fault *vmf, u32 access)
 		queued = true;
 	}
 	w->ev = ev;
+	w->mm = vmf->vma->vm_mm;
 	w->slot = vmf->pgoff;
 	w->write = access == UPAGE_TRAP_WRITE;
 	list_add_tail(&w->node, &ev->waiters);
@@ -657,10 +659,54 @@ static int upage_trap_fill(struct upage_space *space, u64 first, u64 n,
 	return 0;
 }
 
+/* The other processes a populating resolve maps for, at most. */
+#define UPAGE_RESOLVE_MAX_MMS 8
+
+struct upage_trap_mms {
+	struct mm_struct *mm[UPAGE_RESOLVE_MAX_MMS];
+	unsigned int nr;
+};
+
+/*
+ * Take a reference to the mm of each other process with a thread waiting
+ * on slots first..first+n-1 (up to UPAGE_RESOLVE_MAX_MMS). Under
+ * table_lock: a waiter on an event is still in its fault, which holds
+ * its mm.
+ */
+static void upage_trap_gather_mms(struct upage_space *space, u64 first,
+				  u64 n, struct upage_trap_mms *mms)
+{
+	struct list_head *lists[] = { &space->trap_queue, &space->trap_read };
+	struct upage_trap_waiter *w;
+	struct upage_trap_ev *ev;
+	unsigned int i, j;
+
+	lockdep_assert_held(&space->table_lock);
+	for (i = 0; i < ARRAY_SIZE(lists); i++) {
+		list_for_each_entry(ev, lists[i], node) {
+			if (ev->slot < first || ev->slot - first >= n)
+				continue;
+			list_for_each_entry(w, &ev->waiters, node) {
+				if (w->mm == current->mm ||
+				    mms->nr == ARRAY_SIZE(mms->mm))
+					continue;
+				for (j = 0; j < mms->nr; j++)
+					if (mms->mm[j] == w->mm)
+						break;
+				if (j == mms->nr && mmget_not_zero(w->mm))
+					mms->mm[mms->nr++] = w->mm;
+			}
+		}
+	}
+}
+
 static int upage_do_resolve(struct upage_space *space, u32 action,
 			    u32 flags, u64 first, u64 n, u64 src, u64 *woken)
 {
+	struct upage_trap_mms mms = { .nr = 0 };
 	struct page **pages = NULL;
+	bool populate = (flags & UPAGE_RESOLVE_POPULATE) &&
+			action != UPAGE_RESOLVE_SIGBUS;
 	unsigned int nr;
 	LIST_HEAD(dead);
 	int ret = 0;
@@ -712,6 +758,8 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 		for (i = first; i < first + n; i++)
 			space->slots[i].flags &= ~UPAGE_SLOT_F_TRAPS;
 	}
+	if (populate)
+		upage_trap_gather_mms(space, first, n, &mms);
 	nr = upage_trap_answer_range(space, first, n,
 				     action == UPAGE_RESOLVE_SIGBUS ?
 				     UPAGE_WAIT_SIGBUS : UPAGE_WAIT_PASS,
@@ -720,10 +768,13 @@ static int upage_do_resolve(struct upage_space *space, u32 action,
 	*woken = nr;
 out_unlock:
 	mutex_unlock(&space->lock);
-	/* Before the wake: a waiter of this process finds its page mapped. */
-	if (!ret && (flags & UPAGE_RESOLVE_POPULATE) &&
-	    action != UPAGE_RESOLVE_SIGBUS)
+	/* Before the wake: a waiter finds its page mapped. */
+	if (!ret && populate)
 		upage_populate_range(space, first, n);
+	for (i = 0; i < mms.nr; i++) {
+		upage_populate_remote(space, mms.mm[i], first, n);
+		mmput(mms.mm[i]);
+	}
 	if (*woken) {
 		atomic64_add(*woken, &space->stats.traps_resolved);
 		wake_up_all(&space->trap_wq);

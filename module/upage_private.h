@@ -410,6 +410,8 @@ unsigned long upage_populate_slots(struct upage_space *space,
 				   const pgoff_t *idx, size_t n);
 unsigned long upage_populate_range(struct upage_space *space, u64 first,
 				   u64 n);
+unsigned long upage_populate_remote(struct upage_space *space,
+				    struct mm_struct *mm, u64 first, u64 n);
 
 /* view.c */
 struct seq_file;

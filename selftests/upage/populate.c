@@ -689,6 +689,178 @@ TEST_F(pop, resolve_with_populate_spares_the_waiter_its_retry_fault)
 }
 
 /*
+ * A resolve with populate maps the page into the mappings of a waiter in
+ * another process too. The handler has no mapping of its own here, so
+ * out_populated counts only what it mapped for the child; before the
+ * child is let go, its PTE is there (seen through /proc/CHILD/pagemap).
+ */
+static int child_present(pid_t pid, const void *addr)
+{
+	char path[64];
+	uint64_t entry = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &entry, sizeof(entry),
+		  (uintptr_t)addr / PAGE * sizeof(entry)) != sizeof(entry))
+		entry = 0;
+	close(fd);
+	return (int)(entry >> 63);
+}
+
+/* A child that reads slot 20 of @p (trapped) and sends what it saw. */
+static pid_t trapped_reader_child(unsigned char *p, int out)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		unsigned char c = *(volatile unsigned char *)(p + 20 * PAGE);
+
+		_exit(write(out, &c, 1) == 1 ? 0 : 1);
+	}
+	return pid;
+}
+
+static unsigned char *page_of(unsigned char c)
+{
+	unsigned char *src = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (src != MAP_FAILED)
+		memset(src, c, PAGE);
+	return src == MAP_FAILED ? NULL : src;
+}
+
+TEST_F(pop, resolve_with_populate_maps_the_waiting_process_too)
+{
+	struct upage_trap_event ev;
+	uint64_t woken = 0, mapped;
+	unsigned char *src = page_of('r');
+	int pipefd[2], status;
+	unsigned char seen = 0;
+	pid_t pid;
+
+	ASSERT_NE(NULL, src);
+	ASSERT_EQ(0, pipe(pipefd));
+	ASSERT_EQ(0, upage_discard(self->fd, 20, 1));
+	ASSERT_EQ(0, upage_trap(self->fd, 20, 1, UPAGE_TRAP_READ));
+	pid = trapped_reader_child(self->p, pipefd[1]);
+	ASSERT_LE(0, pid);
+	ASSERT_EQ(sizeof(ev), read(self->fd, &ev, sizeof(ev)));
+	ASSERT_EQ(20, ev.slot);
+	/* The handler's own mapping goes: only the child's remains. */
+	ASSERT_EQ(0, munmap(self->p, SLOTS * PAGE));
+	self->p = NULL;
+	ASSERT_EQ(0, child_present(pid, (void *)(uintptr_t)ev.address));
+	mapped = populated(self->fd);
+	ASSERT_EQ(0, upage_resolve(self->fd, 20, 1, UPAGE_RESOLVE_COPY,
+				   UPAGE_RESOLVE_LIFT | UPAGE_RESOLVE_POPULATE,
+				   src, &woken));
+	ASSERT_EQ(1, woken);
+	ASSERT_EQ(1, populated(self->fd) - mapped);
+	ASSERT_EQ(1, read(pipefd[0], &seen, 1));
+	ASSERT_EQ('r', seen);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	munmap(src, PAGE);
+}
+
+/*
+ * Attacks on the populate into a waiter's process: the waiter's process
+ * holds its mmap lock for writing in a loop (the resolve must not wait
+ * for it), is killed before or during the resolve (its mm dies under the
+ * reference), or has more waiting processes than one resolve maps for.
+ * Each resolve answers every waiter, and every child sees the page.
+ */
+struct mmap_churn {
+	volatile int stop;
+};
+
+static void *churn_mmap(void *arg)
+{
+	struct mmap_churn *c = arg;
+
+	while (!c->stop) {
+		void *q = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (q != MAP_FAILED)
+			munmap(q, 16 * PAGE);
+	}
+	return NULL;
+}
+
+#define WAITING_CHILDREN 10
+
+TEST_F_TIMEOUT(pop, resolve_populate_survives_busy_dying_and_many_waiters, 300)
+{
+	unsigned char *src = page_of('m');
+	int round, i, pipefd[2], status;
+	uint64_t woken;
+
+	ASSERT_NE(NULL, src);
+	ASSERT_EQ(0, pipe(pipefd));
+	for (round = 0; round < 30; round++) {
+		struct upage_trap_event ev;
+		pid_t pid[WAITING_CHILDREN];
+		int nr = round % 3 == 2 ? WAITING_CHILDREN : 1;
+		bool kill_first = round % 3 == 1;
+
+		ASSERT_EQ(0, upage_discard(self->fd, 20, 1));
+		ASSERT_EQ(0, upage_trap(self->fd, 20, 1, UPAGE_TRAP_READ));
+		for (i = 0; i < nr; i++) {
+			pid[i] = fork();
+			ASSERT_LE(0, pid[i]);
+			if (pid[i] == 0) {
+				struct mmap_churn c = { 0 };
+				pthread_t t;
+				unsigned char v;
+
+				if (pthread_create(&t, NULL, churn_mmap, &c))
+					_exit(2);
+				v = *(volatile unsigned char *)(self->p + 20 * PAGE);
+				c.stop = 1;
+				pthread_join(t, NULL);
+				_exit(write(pipefd[1], &v, 1) == 1 ? 0 : 1);
+			}
+		}
+		ASSERT_EQ(sizeof(ev), read(self->fd, &ev, sizeof(ev)));
+		ASSERT_EQ(20, ev.slot);
+		if (nr > 1)
+			usleep(300 * 1000);
+		if (kill_first)
+			kill(pid[0], SIGKILL);
+		woken = 0;
+		ASSERT_EQ(0, upage_resolve(self->fd, 20, 1, UPAGE_RESOLVE_COPY,
+					   UPAGE_RESOLVE_LIFT |
+					   UPAGE_RESOLVE_POPULATE, src, &woken));
+		ASSERT_GE((uint64_t)nr, woken);
+		if (!kill_first)
+			ASSERT_LE(1, woken);
+		for (i = 0; i < nr; i++) {
+			ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
+			if (kill_first && i == 0)
+				continue;
+			ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		}
+		for (i = kill_first ? 1 : 0; i < nr; i++) {
+			unsigned char seen = 0;
+
+			ASSERT_EQ(1, read(pipefd[0], &seen, 1));
+			ASSERT_EQ('m', seen);
+		}
+	}
+	close(pipefd[0]);
+	close(pipefd[1]);
+	munmap(src, PAGE);
+}
+
+/*
  * munmap() takes the VMA out of the mm's tree, downgrades the mmap lock
  * to read and only then zaps the range and unlinks the VMA from the
  * space's i_mmap: a populate of another thread in that window must not

@@ -758,11 +758,13 @@ enum upage_resolve_action {
  * struct upage_resolve - ioctl(UPAGE_RESOLVE)
  * @size: sizeof(struct upage_resolve)
  * @flags: UPAGE_RESOLVE_LIFT: also lift the traps of the slots;
- *	UPAGE_RESOLVE_POPULATE: map the slots into the caller's own mappings
- *	before the threads are let go (as UPAGE_EDIT_POPULATE: slots still
- *	trapped, and the holes ZERO leaves, are not mapped), so that a
- *	waiting thread of the caller's process finds its page mapped and
- *	does not fault again; the threads answered wait for it
+ *	UPAGE_RESOLVE_POPULATE: map the slots into the caller's own mappings,
+ *	and into those of up to 8 other processes with a thread waiting on
+ *	them (skipped if their mmap lock is taken), before the threads are
+ *	let go (as UPAGE_EDIT_POPULATE: slots still trapped, and the holes
+ *	ZERO leaves, are not mapped), so that a waiting thread finds its
+ *	page mapped and does not fault again; the threads answered wait
+ *	for it
  * @action: an enum upage_resolve_action
  * @__reserved: must be 0
  * @first: the first slot
