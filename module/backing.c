@@ -100,10 +100,6 @@ void upage_backing_release(struct upage_space *space,
 }
 
 /*
- * Page the evicted @frame back in (a reclaimed one comes back as zeros);
- * the caller holds space->lock.
- */
-/*
  * Page the evicted @frame back in (a reclaimed one comes back as zeros)
  * into *@page, which the frame takes (*@page is then NULL); the caller
  * holds space->lock.
@@ -164,7 +160,7 @@ int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 	struct upage_frame *frame;
 	struct file *store = NULL;
 	bool reclaimed, user;
-	unsigned int seq;
+	u64 seq;
 	struct page *page;
 	loff_t base;
 	long off;

@@ -238,10 +238,12 @@ int upage_store_read(struct upage_space *space, struct upage_frame *frame,
 }
 
 /*
- * Read store page @off of @store (the space's store, referenced by the
- * caller, at @base) into @page, holding no lock or any: a page-in reads
- * with none, so that the store's locks and the allocations of a swap-in
- * never wait behind space->lock (backing.c).
+ * Read store page @off of @store (the store the caller noted under
+ * space->lock with @user and @base, and holds a reference to; it may have
+ * been replaced since, and the caller re-checks the frame after) into
+ * @page, holding no lock or any: a page-in reads with none, so that the
+ * store's locks and the allocations of a swap-in never wait behind
+ * space->lock (backing.c).
  */
 int upage_store_read_at(struct upage_space *space, struct file *store,
 			bool user, loff_t base, long off, struct page *page)
@@ -250,11 +252,7 @@ int upage_store_read_at(struct upage_space *space, struct file *store,
 	ssize_t done;
 	void *addr;
 
-	/*
-	 * @store and @user, not space->store: a page-in reads with no lock
-	 * held, while UPAGE_STORE may change the space's store (fuzz_ioctl
-	 * hit a NULL space->store here on 6.12).
-	 */
+	/* @store and @user, not space->store: UPAGE_STORE may change it. */
 	if (!user)
 		return upage_store_copy_shmem(space, store, off, page, false,
 					      false);
@@ -466,8 +464,9 @@ int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
 	space->store = file;
 	spin_unlock(&space->table_lock);
 	space->store_base = offset;
-	space->store_user = file;
-	space->reclaim = flags & UPAGE_STORE_RECLAIM;
+	/* The shrinker's count reads these two with no lock (reclaim.c). */
+	WRITE_ONCE(space->store_user, file != NULL);
+	WRITE_ONCE(space->reclaim, !!(flags & UPAGE_STORE_RECLAIM));
 	mutex_unlock(&space->lock);
 	mutex_unlock(&space->punch_lock);
 	if (old)

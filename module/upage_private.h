@@ -61,7 +61,7 @@ struct upage_frame {
 	unsigned int edit_idx;	/* edit.c: its entry in the batch's log */
 	u32 edit_taken;		/* edit.c: the first op that took it, or U32_MAX */
 	int wb_error;		/* backing.c: how its store write went */
-	unsigned int out_seq;	/* counts the times its page went */
+	u64 out_seq;		/* counts the times its page went */
 	struct page *wb_page;	/* backing.c: being written out, with a ref */
 	long store_off;		/* page of the store, -1: none */
 	u64 written;

@@ -6,8 +6,11 @@
  * fails the eviction of the frames that did not fit and loses nothing; a
  * store that cannot be read back raises SIGBUS, not a wrong page.
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -271,6 +274,106 @@ TEST_F(store, bad_stores_are_refused)
 	close(app);
 	close(ro);
 	close(file);
+}
+
+/*
+ * A fault's page-in reads the store with no lock held, from the store it
+ * took a reference to; UPAGE_STORE may replace the space's store
+ * meanwhile (after another thread paged the frame in, nothing is evicted
+ * and the change is allowed). The page-in must read the store it noted
+ * and throw the read away, never read a store that is gone (review 9:
+ * a NULL dereference on 6.12 before aa9e13b, found by fuzz_ioctl only).
+ * Two readers fault the same slots in while a third thread evicts them
+ * and a fourth switches the store between a memfd and the module's own.
+ */
+#define SWITCH_SLOTS 8
+#define SWITCH_SECONDS 4
+
+struct store_race {
+	int fd;
+	int memfd;
+	volatile unsigned char *p;
+	const unsigned char *want;
+	atomic_int stop;
+	atomic_int bad;
+	atomic_long switches;
+	atomic_long evictions;
+};
+
+static void *race_reader(void *arg)
+{
+	struct store_race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int i;
+
+		for (i = 0; i < SWITCH_SLOTS; i++) {
+			if (r->p[i * PAGE] != r->want[i * PAGE] ||
+			    r->p[i * PAGE + PAGE - 1] != r->want[i * PAGE + PAGE - 1])
+				atomic_fetch_add(&r->bad, 1);
+		}
+	}
+	return NULL;
+}
+
+static void *race_evictor(void *arg)
+{
+	struct store_race *r = arg;
+	uint64_t done;
+
+	while (!atomic_load(&r->stop)) {
+		if (!upage_evict(r->fd, 0, SWITCH_SLOTS, &done))
+			atomic_fetch_add(&r->evictions, (long)done);
+	}
+	return NULL;
+}
+
+static void *race_switcher(void *arg)
+{
+	struct store_race *r = arg;
+	int to_memfd = 1;
+
+	while (!atomic_load(&r->stop)) {
+		int ret = upage_set_store(r->fd, to_memfd ? r->memfd : -1, 0, 0);
+
+		if (!ret) {
+			atomic_fetch_add(&r->switches, 1);
+			to_memfd = !to_memfd;
+		} else if (ret != -EBUSY && ret != -EAGAIN) {
+			atomic_fetch_add(&r->bad, 1000);
+		}
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(store, store_switch_racing_page_ins_reads_the_right_contents, 120)
+{
+	struct store_race r = {
+		.fd = self->fd, .memfd = self->memfd, .p = self->p,
+		.want = self->want,
+	};
+	pthread_t th[4];
+	void *(*fn[4])(void *) = { race_reader, race_reader, race_evictor,
+				   race_switcher };
+	time_t start = time(NULL);
+	int i;
+
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, fn[i], &r));
+	/* Under TCG: go on until enough switches raced with page-ins. */
+	while (time(NULL) < start + SWITCH_SECONDS * 5 &&
+	       (time(NULL) < start + SWITCH_SECONDS ||
+		atomic_load(&r.switches) < 20))
+		usleep(100 * 1000);
+	atomic_store(&r.stop, 1);
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	TH_LOG("%ld store switches, %ld evictions",
+	       atomic_load(&r.switches), atomic_load(&r.evictions));
+	ASSERT_EQ(0, atomic_load(&r.bad));
+	ASSERT_LT(0, atomic_load(&r.switches));
+	ASSERT_LT(0, atomic_load(&r.evictions));
+	ASSERT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
 }
 
 /* Unknown flags and reserved fields are refused. */
