@@ -24,6 +24,7 @@
  * (upage_space_page_in()); the new page is in no page table until it is
  * in the table.
  */
+#include <linux/bsearch.h>
 #include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/falloc.h>
@@ -37,6 +38,7 @@
 #include <linux/sched/user.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/vmalloc.h>
 
 #include "upage_private.h"
@@ -100,44 +102,44 @@ void upage_backing_release(struct upage_space *space,
 }
 
 /*
- * Page the evicted @frame back in (a reclaimed one comes back as zeros)
- * into *@page, which the frame takes (*@page is then NULL); the caller
- * holds space->lock.
+ * Give the reclaimed @frame (lazily freed and dropped: it reads zeros) a
+ * zeroed page; the caller holds space->lock. No store is read.
  */
-static int upage_frame_page_in_with(struct upage_space *space,
-				    struct upage_frame *frame,
-				    struct page **page)
-{
-	int ret;
-
-	lockdep_assert_held(&space->lock);
-	if (frame->reclaimed) {
-		atomic64_inc(&space->stats.zero_fills);
-	} else {
-		ret = upage_store_read(space, frame, *page);
-		if (ret)
-			return ret;
-		atomic64_inc(&space->stats.page_ins);
-	}
-	upage_frame_set_page(space, frame, *page);
-	*page = NULL;
-	return 0;
-}
-
-static int upage_frame_page_in(struct upage_space *space,
+static int upage_frame_zero_in(struct upage_space *space,
 			       struct upage_frame *frame)
 {
 	struct page *page;
-	int ret;
 
 	lockdep_assert_held(&space->lock);
 	page = upage_alloc_frame_page(space);
 	if (IS_ERR(page))
 		return PTR_ERR(page);
-	ret = upage_frame_page_in_with(space, frame, &page);
-	if (page)
-		upage_free_frame_page(space, page);
-	return ret;
+	atomic64_inc(&space->stats.zero_fills);
+	upage_frame_set_page(space, frame, page);
+	return 0;
+}
+
+/*
+ * Pin @frame (resident), charging space->pin_user, which the first pin
+ * sets to the caller's user; under space->lock.
+ */
+static int upage_frame_pin(struct upage_space *space,
+			   struct upage_frame *frame)
+{
+	struct user_struct *user = space->pin_user ?: get_current_user();
+	int ret;
+
+	lockdep_assert_held(&space->lock);
+	ret = upage_pin_charge(user, 1);
+	if (ret) {
+		if (user != space->pin_user)
+			free_uid(user);
+		return ret;
+	}
+	space->pin_user = user;
+	frame->pinned = true;
+	space->nr_pinned++;
+	return 0;
 }
 
 /*
@@ -154,8 +156,15 @@ static int upage_frame_page_in(struct upage_space *space,
  * contents. Otherwise the fault looks again. Returns 1 if it paged the
  * frame in, 0 if there was nothing (more) to do, or an errno of the
  * allocation or the read (-EINTR: killed waiting for the lock).
+ *
+ * UPAGE_RES_PIN pages in the same way (@pin_id set): it allocates as an
+ * ioctl does (-ENOMEM, not the OOM killer, in a cgroup at its limit),
+ * and pins the frame in the lock hold that installs its page, so that
+ * reclaim cannot page it out again first; *@pin_id is then the frame's
+ * id.
  */
-int upage_space_page_in(struct upage_space *space, pgoff_t idx)
+static int upage_page_in(struct upage_space *space, pgoff_t idx,
+			 u64 *pin_id)
 {
 	struct upage_frame *frame;
 	struct file *store = NULL;
@@ -185,7 +194,8 @@ int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 		store = get_file(space->store);
 	mutex_unlock(&space->lock);
 
-	page = upage_alloc_fault_page(space);
+	page = pin_id ? upage_alloc_frame_page(space) :
+			upage_alloc_fault_page(space);
 	if (IS_ERR(page)) {
 		ret = PTR_ERR(page);
 		goto out_put;
@@ -208,6 +218,10 @@ int upage_space_page_in(struct upage_space *space, pgoff_t idx)
 		upage_frame_set_page(space, frame, page);
 		page = NULL;
 		ret = 1;
+		if (pin_id) {
+			ret = upage_frame_pin(space, frame) ?: 1;
+			*pin_id = frame->id;
+		}
 	}
 	mutex_unlock(&space->lock);
 out_free:
@@ -217,6 +231,11 @@ out_put:
 	if (store)
 		fput(store);
 	return ret;
+}
+
+int upage_space_page_in(struct upage_space *space, pgoff_t idx)
+{
+	return upage_page_in(space, idx, NULL);
 }
 
 int upage_backing_prefetch(struct upage_space *space, u64 first, u64 n,
@@ -607,32 +626,62 @@ out_unlock:
 	return ret;
 }
 
+static int upage_cmp_id(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * A pin failed: unpin the frames of ids[0..nr-1] that it pinned, wherever
+ * they are now (the lock was dropped for page-ins: they may have moved;
+ * one that died was unpinned then, and ids are never reused).
+ */
+static void upage_pin_unwind(struct upage_space *space, u64 *ids, u64 nr)
+{
+	pgoff_t i;
+
+	lockdep_assert_held(&space->lock);
+	if (!nr)
+		return;
+	sort(ids, nr, sizeof(*ids), upage_cmp_id, NULL);
+	for (i = 0; i < space->nr_pages; i++) {
+		struct upage_frame *frame = space->slots[i].frame;
+
+		if (frame && frame->pinned &&
+		    bsearch(&frame->id, ids, nr, sizeof(*ids), upage_cmp_id))
+			upage_frame_unpin(space, frame);
+		if (!((i + 1) % 4096))
+			cond_resched();
+	}
+}
+
 /*
  * Pin the frames of slots first..first+n-1: page them in, fill holes, and
- * charge each frame newly pinned. On failure the frames pinned here are
- * unpinned again (frames paged in or filled stay so: that is invisible).
+ * charge each frame newly pinned. An evicted frame is read back with no
+ * lock held and pinned in the lock hold that installs it
+ * (upage_page_in()), never read under space->lock: a program's store may
+ * take a lock (XFS's inode lock, for a read) that a pwrite() to it from
+ * this space's slots holds while it faults here. On failure the frames
+ * pinned here are unpinned again (frames paged in or filled stay so:
+ * that is invisible).
  */
 int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
 		      u64 *done)
 {
-	struct upage_frame **frames;
-	struct user_struct *user;
+	u64 *ids, s, id, nr = 0;
 	int ret = 0;
-	u64 s, i;
 
 	*done = 0;
+	ids = kvmalloc_array(n, sizeof(*ids), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!ids)
+		return -ENOMEM;
 	mutex_lock(&space->lock);
 	if (!upage_slots_exist(space, first, n)) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}
-	frames = kvmalloc_array(n, sizeof(*frames),
-				GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
-	if (!frames) {
-		ret = -ENOMEM;
-		goto out_unlock;
-	}
-	user = space->pin_user ?: get_current_user();
 	for (s = first; s < first + n; s++) {
 		struct upage_frame *frame;
 
@@ -642,32 +691,50 @@ int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
 		frame = space->slots[s].frame;
 		if (frame->pinned)
 			continue;
+		if (!frame->page && !frame->reclaimed) {
+			mutex_unlock(&space->lock);
+			id = 0;
+			ret = upage_page_in(space, s, &id);
+			mutex_lock(&space->lock);
+			/*
+			 * Room for n ids: more only if other threads kept
+			 * discarding what this call pinned; then give up.
+			 */
+			if (id && nr == n)
+				ret = -EAGAIN;
+			else if (id)
+				ids[nr++] = id;
+			if (ret >= 0 && fatal_signal_pending(current))
+				ret = -EINTR;
+			if (ret >= 0 && !upage_slots_exist(space, first, n))
+				ret = -EINVAL;
+			if (ret < 0)
+				break;
+			ret = 0;
+			s--;	/* look at the slot again */
+			continue;
+		}
 		if (!frame->page) {
-			ret = upage_frame_page_in(space, frame);
+			ret = upage_frame_zero_in(space, frame);
 			if (ret)
 				break;
 		}
-		ret = upage_pin_charge(user, 1);
+		if (nr == n) {
+			ret = -EAGAIN;
+			break;
+		}
+		ret = upage_frame_pin(space, frame);
 		if (ret)
 			break;
-		frame->pinned = true;
-		frames[(*done)++] = frame;
+		ids[nr++] = frame->id;
 	}
-	if (ret) {
-		for (i = 0; i < *done; i++)
-			frames[i]->pinned = false;
-		atomic_long_sub(*done, &user->locked_vm);
-		*done = 0;
-	}
-	/* The first pin keeps the user's reference; else it is not needed. */
-	if (!space->pin_user && *done)
-		space->pin_user = user;
-	else if (user != space->pin_user)
-		free_uid(user);
-	space->nr_pinned += *done;
-	kvfree(frames);
+	if (ret)
+		upage_pin_unwind(space, ids, nr);
+	else
+		*done = nr;
 out_unlock:
 	mutex_unlock(&space->lock);
+	kvfree(ids);
 	return ret;
 }
 

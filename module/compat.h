@@ -24,6 +24,26 @@ static inline void vm_flags_clear(struct vm_area_struct *vma,
 }
 #endif
 
+/*
+ * Write tracking by dirty bits (track.c) needs the mapping dirty helpers,
+ * built into a kernel only when a driver selects them (vmwgfx does, in
+ * both of Debian's kernels). Without them every slot is re-armed by
+ * unmapping, as the space is after a private mapping.
+ */
+#if IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS)
+#define UPAGE_HAVE_DIRTY_HELPERS 1
+#else
+#define UPAGE_HAVE_DIRTY_HELPERS 0
+static inline unsigned long
+clean_record_shared_mapping_range(struct address_space *mapping,
+				  pgoff_t first_index, pgoff_t nr,
+				  pgoff_t bitmap_pgoff, unsigned long *bitmap,
+				  pgoff_t *start, pgoff_t *end)
+{
+	return 0;
+}
+#endif
+
 /* How many PTEs map an order-0 page. */
 #ifdef UPAGE_HAVE_INLINE_FOLIO_MAPCOUNT
 static inline int upage_page_mapcount(struct page *page)

@@ -27,10 +27,9 @@
  *    about to zero. A store write that finds the store full first waits
  *    for the queued punches, so that a full store that frames gave pages
  *    back to has room again.
- *  - Reads of a page-in (a fault, prefetch) run with no space lock held
- *    either (backing.c: upage_space_page_in()), and check afterwards that
- *    what they read is still the frame's. Only UPAGE_RES_PIN reads under
- *    the lock, for frames it pages in on the way.
+ *  - Reads of a page-in (a fault, prefetch, a pin) run with no space lock
+ *    held either (backing.c: upage_page_in()), and check afterwards that
+ *    what they read is still the frame's.
  *
  * The module's own store is different: nobody else has it open, and it is
  * read and written through its page cache (shmem_read_mapping_page_gfp()
@@ -226,15 +225,6 @@ int upage_store_write(struct upage_space *space, struct file *store,
 		return done < 0 ? done : -EIO;
 	atomic64_add(PAGE_SIZE, &space->stats.bytes_written);
 	return 0;
-}
-
-/* Read @frame's store page into @page; under space->lock. */
-int upage_store_read(struct upage_space *space, struct upage_frame *frame,
-		     struct page *page)
-{
-	lockdep_assert_held(&space->lock);
-	return upage_store_read_at(space, space->store, space->store_user,
-				   space->store_base, frame->store_off, page);
 }
 
 /*

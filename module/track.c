@@ -170,7 +170,8 @@ static void upage_track_unmap_aliases(struct upage_space *space, u64 first,
  */
 void upage_track_mapped(struct upage_space *space, vm_flags_t flags)
 {
-	if ((flags & (VM_SHARED | VM_MAYWRITE)) != (VM_SHARED | VM_MAYWRITE))
+	if (!UPAGE_HAVE_DIRTY_HELPERS ||
+	    (flags & (VM_SHARED | VM_MAYWRITE)) != (VM_SHARED | VM_MAYWRITE))
 		WRITE_ONCE(space->dbit_off, true);
 }
 
@@ -205,7 +206,7 @@ static bool upage_track_dbit_ok(struct upage_slot *slot, bool off)
 {
 	struct upage_frame *frame = slot->frame;
 
-	return !off && frame && frame->page &&
+	return UPAGE_HAVE_DIRTY_HELPERS && !off && frame && frame->page &&
 	       frame->nr_slots == 1 && !frame->lazy && !frame->reclaimed &&
 	       !frame->wb_page && slot->prot == UPAGE_PROT_RW &&
 	       !(slot->flags & (UPAGE_SLOT_F_COW | UPAGE_SLOT_F_TRAPS));

@@ -337,8 +337,6 @@ int upage_store_write_own(struct upage_space *space, struct upage_frame *frame,
 			  struct page *page, bool reclaim);
 int upage_store_mount(void);
 void upage_store_unmount(void);
-int upage_store_read(struct upage_space *space, struct upage_frame *frame,
-		     struct page *page);
 int upage_store_read_at(struct upage_space *space, struct file *store,
 			bool user, loff_t base, long off, struct page *page);
 void upage_store_release(struct upage_space *space,

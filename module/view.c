@@ -134,6 +134,8 @@ static int upage_view_count(struct upage_space *space,
 	memset(c, 0, sizeof(*c));
 	if (mutex_lock_killable(&space->lock))
 		return -EINTR;
+	/* Writes still in dirty bits count, as UPAGE_QUERY's (track.c). */
+	upage_track_harvest(space, 0, space->nr_pages);
 	c->slots = space->nr_pages;
 	c->resident = space->nr_resident;
 	for (first = 0; first < space->nr_pages; first = end) {
