@@ -5,8 +5,11 @@
  * the pin belongs to the frame, and each pinned frame is charged one page
  * against RLIMIT_MEMLOCK: past it, ENOMEM and nothing newly pinned.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "upage_utils.h"
 
@@ -167,6 +170,146 @@ TEST_F(pin, pin_limit_is_enomem_and_charges_come_back)
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status)) {
 		TH_LOG("pin_limit_child failed at step %d", WEXITSTATUS(status));
+	}
+}
+
+/*
+ * A pin reads evicted frames back from the program's own store with no
+ * lock held, as a fault does (a store whose read takes the inode lock
+ * would otherwise wait for a pwrite() to it that faults on this space),
+ * and pins each frame in the lock hold that brings it in: all come back
+ * whole and pinned, and eviction then skips them.
+ */
+TEST_F(pin, pin_reads_evicted_frames_back_from_a_program_store)
+{
+	int memfd = memfd_create("upage-pin-store", MFD_CLOEXEC);
+	uint64_t done = 0;
+	unsigned int i;
+
+	ASSERT_LE(0, memfd);
+	ASSERT_EQ(0, upage_set_store(self->fd, memfd, 0, 0));
+	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
+	ASSERT_EQ(SLOTS, done);
+	ASSERT_EQ(0, upage_pin(self->fd, 0, SLOTS, &done));
+	ASSERT_EQ(SLOTS, done);
+	for (i = 0; i < SLOTS; i++)
+		ASSERT_EQ(UPAGE_SLOT_RESIDENT | UPAGE_SLOT_PINNED,
+			  upage_slot(self->fd, i).state);
+	ASSERT_EQ(0, upage_evict(self->fd, 0, SLOTS, &done));
+	ASSERT_EQ(0, done);
+	ASSERT_TRUE(upage_same(self->p, self->want, SLOTS * PAGE));
+	ASSERT_EQ(0, upage_unpin(self->fd, 0, SLOTS, &done));
+	ASSERT_EQ(SLOTS, done);
+	close(memfd);
+}
+
+/*
+ * While a pin reads frames back with no lock held, other threads evict
+ * and discard the range: a failed pin must unpin exactly what it pinned
+ * (a frame it pinned may have moved or died meanwhile), so that after the
+ * storm the charges are what they were: RLIMIT_MEMLOCK's SLOTS pages pin
+ * again, and one more page is ENOMEM.
+ */
+struct pin_storm {
+	int fd;
+	atomic_int stop;
+	atomic_int bad;
+	atomic_long pins;
+	atomic_long failed;
+};
+
+static void *pin_storm_evictor(void *arg)
+{
+	struct pin_storm *r = arg;
+	unsigned int seed = 7;
+	uint64_t done;
+
+	while (!atomic_load(&r->stop)) {
+		upage_evict(r->fd, 0, SLOTS, &done);
+		if (!(rand_r(&seed) % 4))
+			upage_discard(r->fd, rand_r(&seed) % SLOTS, 1);
+	}
+	return NULL;
+}
+
+static void *pin_storm_pinner(void *arg)
+{
+	struct pin_storm *r = arg;
+	uint64_t done;
+
+	while (!atomic_load(&r->stop)) {
+		int ret = upage_pin(r->fd, 0, SLOTS, &done);
+
+		if (!ret)
+			atomic_fetch_add(&r->pins, 1);
+		else if (ret == -EAGAIN || ret == -ENOMEM)
+			atomic_fetch_add(&r->failed, 1);
+		else
+			atomic_fetch_add(&r->bad, 1);
+		if (ret && done)
+			atomic_fetch_add(&r->bad, 1);
+		upage_unpin(r->fd, 0, SLOTS, &done);
+	}
+	return NULL;
+}
+
+static int pin_storm_child(int fd)
+{
+	struct rlimit rl = { SLOTS * PAGE, SLOTS * PAGE };
+	struct pin_storm r = { .fd = fd };
+	int memfd = memfd_create("upage-pin-storm", MFD_CLOEXEC);
+	time_t start;
+	uint64_t done = 0;
+	pthread_t th[3];
+	int b, i;
+
+	b = upage_open(O_CLOEXEC);
+	if (memfd < 0 || b < 0 || upage_resize(b, 1, NULL) ||
+	    upage_set_store(fd, memfd, 0, 0))
+		return 10;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) || setresuid(NOBODY, NOBODY, NOBODY))
+		return 11;
+	if (pthread_create(&th[0], NULL, pin_storm_evictor, &r) ||
+	    pthread_create(&th[1], NULL, pin_storm_pinner, &r) ||
+	    pthread_create(&th[2], NULL, pin_storm_pinner, &r))
+		return 12;
+	start = time(NULL);
+	while (time(NULL) < start + 3)
+		usleep(100 * 1000);
+	atomic_store(&r.stop, 1);
+	for (i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	if (atomic_load(&r.bad))
+		return 13;
+	if (!atomic_load(&r.pins))
+		return 14;
+	if (upage_unpin(fd, 0, SLOTS, &done))
+		return 15;
+	/* Every charge came back: the whole limit pins, and no more. */
+	if (upage_pin(fd, 0, SLOTS, &done) || done != SLOTS)
+		return 16;
+	if (upage_pin(b, 0, 1, &done) != -ENOMEM)
+		return 17;
+	if (upage_unpin(fd, 0, SLOTS, &done) || done != SLOTS)
+		return 18;
+	if (upage_pin(b, 0, 1, &done) || done != 1)
+		return 19;
+	return 0;
+}
+
+TEST_F_TIMEOUT(pin, failed_pins_racing_evictions_give_back_exactly_their_charges, 120)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(pin_storm_child(self->fd));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) {
+		TH_LOG("pin_storm_child failed at step %d", WEXITSTATUS(status));
 	}
 }
 

@@ -433,6 +433,8 @@ struct upage_stats {
  *	buffers), checked against the caller's RLIMIT_MEMLOCK unless it has
  *	CAP_IPC_LOCK: ENOMEM past it. All or nothing: on any error no frame of
  *	the range is left newly pinned. Pinning a pinned frame does nothing.
+ *	Evicted frames are read with no lock held, each pinned as it comes
+ *	in; EAGAIN if other threads keep discarding what the call pinned.
  * @UPAGE_RES_UNPIN: unpin the frames of the slots and give back their
  *	charge. A pinned frame that dies (discard, shrink, close) is unpinned.
  * @UPAGE_RES_LAZY_FREE: the contents of the frames of the slots are no
@@ -549,8 +551,7 @@ struct upage_residency {
  * limit), @fd below -1, or @fd -1 with a non-zero @offset. The module
  * uses the file as it was given: O_APPEND or O_DIRECT set on it later
  * (fcntl) sends the module's writes to the end of the file or makes them
- * fail, and O_DIRECT makes UPAGE_RES_PIN's reads wait for the inode lock
- * (README, "What does not work yet").
+ * fail.
  */
 struct upage_store {
 	__u32 size;
