@@ -691,6 +691,98 @@ TEST_F(bits, writes_through_a_later_alias_are_reported)
 }
 
 /*
+ * A copy-on-write alias made after the arm: writes through the tracked
+ * slot are its own and reported; a write through the alias breaks it
+ * away and is not the slot's.
+ */
+TEST_F(bits, writes_beside_a_later_cow_alias_are_reported)
+{
+	unsigned int a = N + 3;
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	upage_alias_cow_ok(self->fd, a, 11, 1);
+	for (round = 0; round < 3; round++) {
+		self->p[11 * PAGE + round] = 5;
+		ASSERT_EQ(bit(11), dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+	}
+	self->p[a * PAGE] = 9;
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 3; round++) {
+		self->p[11 * PAGE + round] = 6;
+		ASSERT_EQ(bit(11), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+	ASSERT_EQ(9, self->p[a * PAGE]);
+	ASSERT_EQ(6, self->p[11 * PAGE]);
+}
+
+/*
+ * Narrowing the protection of a slot armed by cleaning and widening it
+ * again: a write before the edit and one after it are each reported.
+ */
+TEST_F(bits, protect_edit_round_trip_then_write_is_reported)
+{
+	settle(_metadata, self->fd, self->p, 0, N);
+	self->p[1 * PAGE] = 1;
+	upage_protect_ok(self->fd, 1, 1, UPAGE_PROT_READ);
+	ASSERT_EQ(bit(1), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(SIGSEGV, upage_touch_signal((volatile char *)self->p + PAGE, 1));
+	upage_protect_ok(self->fd, 1, 1, UPAGE_PROT_RW);
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	self->p[1 * PAGE] = 2;
+	ASSERT_EQ(bit(1), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	self->p[1 * PAGE] = 3;
+	ASSERT_EQ(bit(1), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * Stopping and starting again starts clean, even though the write before
+ * the stop may still sit in a dirty PTE; a write after the start is
+ * reported.
+ */
+TEST_F(bits, restart_forgets_earlier_writes_and_sees_later_ones)
+{
+	settle(_metadata, self->fd, self->p, 0, N);
+	self->p[2 * PAGE] = 1;
+	self->p[3 * PAGE] = 1;
+	ASSERT_EQ(0, upage_track_stop(self->fd, 0, N));
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	ASSERT_EQ(0, dirty_word(self->fd, 0));
+	self->p[3 * PAGE] = 2;
+	ASSERT_EQ(bit(3), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	/* Started again over slots armed by cleaning, written before. */
+	self->p[3 * PAGE] = 3;
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	ASSERT_EQ(0, dirty_word(self->fd, 0));
+	self->p[3 * PAGE] = 4;
+	ASSERT_EQ(bit(3), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * Collecting one range leaves the writes of the slots around it to
+ * their own collect, also when they share a page table and a mapping.
+ */
+TEST_F(bits, collecting_one_range_keeps_the_writes_of_another)
+{
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 3; round++) {
+		self->p[3 * PAGE + round] = 1;
+		self->p[8 * PAGE + round] = 1;
+		self->p[12 * PAGE + round] = 1;
+		ASSERT_EQ(bit(0), dirty_range(self->fd, 8, 1, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(bit(3), dirty_range(self->fd, 0, 8, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(bit(12), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+}
+
+/*
  * Lazy free of a written page armed by cleaning, then a write: reported,
  * and the page keeps the new contents (through an eviction too).
  */
