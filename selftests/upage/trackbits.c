@@ -180,6 +180,72 @@ TEST_F(bits, rewritten_page_costs_no_fault_after_the_first_round)
 	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
 }
 
+/*
+ * Resident pages whose tracking starts: the start arms them by cleaning
+ * from the next round on, so only the first round of writes faults.
+ */
+TEST_F(bits, track_start_of_resident_pages_costs_one_round_of_faults)
+{
+	uint64_t f0, f1;
+	int round;
+
+	write_slots(self->p, N, 0, 1);
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	for (round = 1; round <= 4; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		write_slots(self->p, N, 8 * round, round);
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		if (round == 1) {
+			EXPECT_LE(N, f1 - f0);
+		} else {
+			EXPECT_EQ(0, f1 - f0) {
+				TH_LOG("round %d: %llu faults", round,
+				       (unsigned long long)(f1 - f0));
+			}
+		}
+	}
+}
+
+/*
+ * While the tracked slot has an alias, its writes fault again each round
+ * (the alias must be armed too); once the alias is gone, the second
+ * round after takes none.
+ */
+TEST_F(bits, alias_falls_back_to_faults_and_recovers_once_gone)
+{
+	unsigned int a = N + 1;
+	uint64_t f0, f1;
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	upage_alias_ok(self->fd, a, 4, 1);
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	self->p[4 * PAGE] = 1;
+	ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 3; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		self->p[4 * PAGE + 1 + round] = 2;
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		EXPECT_LE(1, f1 - f0);
+	}
+	ASSERT_EQ(0, upage_discard(self->fd, a, 1));
+	for (round = 0; round < 4; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		self->p[4 * PAGE + 8 + round] = 3;
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		if (round < 2)
+			continue;
+		EXPECT_EQ(0, f1 - f0) {
+			TH_LOG("round %d after the alias went: %llu faults",
+			       round, (unsigned long long)(f1 - f0));
+		}
+	}
+	ASSERT_EQ(2, self->p[4 * PAGE + 3]);
+}
+
 /* Reads between the rounds change nothing: no write, no report. */
 TEST_F(bits, reads_of_cleaned_pages_are_not_writes)
 {
