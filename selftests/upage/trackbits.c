@@ -176,6 +176,14 @@ TEST_F(bits, rewritten_page_costs_no_fault_after_the_first_round)
 	}
 	for (round = 1; round <= 8; round++)
 		ASSERT_TRUE(slots_hold(self->p, N, 8 * round, round));
+	{
+		struct upage_stats st;
+
+		upage_stats_ok(self->fd, &st);
+		/* Not asserted: whether writes seen by dirty bits count. */
+		TH_LOG("out_tracked_writes %llu after 8 rounds of %d",
+		       (unsigned long long)st.out_tracked_writes, N);
+	}
 	/* Quiet: nothing more. */
 	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
 }
@@ -258,6 +266,25 @@ TEST_F(bits, reads_of_cleaned_pages_are_not_writes)
 	self->p[7 * PAGE + 5] = 1;
 	ASSERT_EQ(bit(7), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
 	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * UPAGE_QUERY's UPAGE_SLOT_DIRTY ("written since armed") agrees with
+ * UPAGE_DIRTY also for a write that took no fault.
+ */
+TEST_F(bits, query_state_sees_a_write_that_took_no_fault)
+{
+	const uint32_t td = UPAGE_SLOT_TRACKED | UPAGE_SLOT_DIRTY;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	ASSERT_EQ(UPAGE_SLOT_TRACKED, upage_slot(self->fd, 6).state & td);
+	self->p[6 * PAGE + 3] = 1;
+	ASSERT_EQ(td, upage_slot(self->fd, 6).state & td);
+	ASSERT_EQ(UPAGE_SLOT_TRACKED, upage_slot(self->fd, 7).state & td);
+	ASSERT_EQ(bit(6), dirty_word(self->fd, 0));
+	ASSERT_EQ(td, upage_slot(self->fd, 6).state & td);
+	ASSERT_EQ(bit(6), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(UPAGE_SLOT_TRACKED, upage_slot(self->fd, 6).state & td);
 }
 
 /*
