@@ -287,6 +287,40 @@ TEST_F(bits, query_state_sees_a_write_that_took_no_fault)
 	ASSERT_EQ(UPAGE_SLOT_TRACKED, upage_slot(self->fd, 6).state & td);
 }
 
+/* The upage_dirty count of /proc/self/fdinfo/@fd; -1 if not found. */
+static long fdinfo_dirty(int fd)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "upage_dirty: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/*
+ * The fdinfo view counts the dirty slots UPAGE_QUERY would report, a
+ * write that took no fault included (read before any query or collect
+ * could move it off the dirty bit).
+ */
+TEST_F(bits, fdinfo_dirty_count_sees_a_write_that_took_no_fault)
+{
+	settle(_metadata, self->fd, self->p, 0, N);
+	ASSERT_EQ(0, fdinfo_dirty(self->fd));
+	self->p[6 * PAGE + 3] = 1;
+	self->p[9 * PAGE + 3] = 1;
+	ASSERT_EQ(2, fdinfo_dirty(self->fd));
+	ASSERT_EQ(bit(6) | bit(9), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, fdinfo_dirty(self->fd));
+}
+
 /*
  * A MAP_PRIVATE mapping made after the slots were armed by cleaning: the
  * write made before it is reported, later rounds fault again (the
@@ -553,6 +587,13 @@ TEST_F(bits, mprotect_round_trip_then_write_is_reported)
 		ASSERT_EQ(bit(2) | bit(4),
 			  dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
 		ASSERT_EQ(0, dirty_word(self->fd, 0));
+		/* PROT_NONE keeps a present PTE (and its dirty bit) too. */
+		self->p[5 * PAGE + round] = 1;
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_NONE));
+		ASSERT_EQ(bit(5), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_READ | PROT_WRITE));
+		self->p[5 * PAGE + round] = 2;
+		ASSERT_EQ(bit(5), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
 	}
 }
 
