@@ -1,0 +1,1139 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Write tracking re-armed by cleaning the PTE dirty bits: a plain tracked
+ * slot (resident, its frame its own, RW, no trap, not lazily freed, in a
+ * space only ever mapped MAP_SHARED) re-written every round takes no fault
+ * after its first round, and the report stays exact whatever happens to
+ * the dirty bit meanwhile: a zap (munmap, MADV_DONTNEED, exit), mprotect,
+ * a write by the kernel (read(2), process_vm_writev, O_DIRECT), eviction,
+ * lazy free, an alias, a private mapping that stops the kernel's walk.
+ */
+#include <linux/loop.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "upage_utils.h"
+
+#define N 16			/* tracked slots: 0..N-1 */
+#define SPACE (2 * N + 4)	/* slots, the rest for aliases */
+#define ALL ((1ULL << N) - 1)
+
+FIXTURE(bits) {
+	int fd;
+	volatile unsigned char *p;	/* slots 0..SPACE-1, shared */
+};
+
+FIXTURE_SETUP(bits)
+{
+	self->p = NULL;
+	upage_open_or_skip(self->fd);
+	upage_require_cmd(self->fd, UPAGE_CMD_DIRTY);
+	upage_resize_ok(self->fd, SPACE);
+	self->p = upage_map(self->fd, 0, SPACE, MAP_SHARED);
+	ASSERT_NE(NULL, self->p);
+}
+
+FIXTURE_TEARDOWN(bits)
+{
+	if (self->p)
+		munmap((void *)self->p, SPACE * PAGE);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+static uint64_t bit(unsigned int i)
+{
+	return 1ULL << i;
+}
+
+/* The dirty bitmap of slots first..first+n-1 (n <= 64); asserts success. */
+#define dirty_range(fd, first, n, flags)                                    \
+	({                                                                  \
+		uint64_t __w = 0xdeadbeef, __nr = 12345;                    \
+		ASSERT_EQ(0, upage_dirty((fd), (first), (n), &__w, (flags), \
+					 &__nr));                           \
+		ASSERT_EQ((uint64_t)__builtin_popcountll(__w), __nr);       \
+		__w;                                                        \
+	})
+#define dirty_word(fd, flags) dirty_range((fd), 0, N, (flags))
+
+/* The space's out_faults (.fault calls). */
+static uint64_t space_faults(struct __test_metadata *_metadata, int fd)
+{
+	struct upage_stats st;
+
+	upage_stats_ok(fd, &st);
+	return st.out_faults;
+}
+
+/* This thread's minor faults: .page_mkwrite-only faults count here too. */
+static long thread_minflt(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return -1;
+	return ru.ru_minflt;
+}
+
+/* Write @v to the word at offset @off of each page of slots 0..n-1 of @q. */
+static void write_slots(volatile unsigned char *q, unsigned int n,
+			size_t off, uint32_t v)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		*(volatile uint32_t *)(q + i * PAGE + off) = v + i;
+}
+
+/* Each slot 0..n-1 of @q has write_slots()'s @v at @off. */
+static int slots_hold(volatile unsigned char *q, unsigned int n, size_t off,
+		      uint32_t v)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (*(volatile uint32_t *)(q + i * PAGE + off) != v + i)
+			return 0;
+	return 1;
+}
+
+/*
+ * Track slots 0..n-1 of @q (slots @first..) and bring them where a
+ * re-write takes no fault: the first written round fills the holes, the
+ * collect re-arms the now resident slots (still by unmapping them), the
+ * second round faults once more, and its collect re-arms by cleaning.
+ */
+static void settle(struct __test_metadata *_metadata, int fd,
+		   volatile unsigned char *q, uint64_t first, unsigned int n)
+{
+	int round;
+
+	ASSERT_EQ(0, upage_track_start(fd, first, n));
+	for (round = 0; round < 2; round++) {
+		write_slots(q, n, 64, 0x1000 * (round + 1));
+		ASSERT_EQ((n == 64 ? ~0ULL : (1ULL << n) - 1),
+			  dirty_range(fd, first, n, UPAGE_DIRTY_CLEAR));
+	}
+}
+
+/* Fill page @slot of @q with a pattern of @tag; check it with page_has(). */
+static void page_put(volatile unsigned char *q, unsigned int slot,
+		     uint32_t tag)
+{
+	volatile uint32_t *w = (volatile uint32_t *)(q + slot * PAGE);
+	unsigned int k;
+
+	for (k = 0; k < PAGE / 4; k++)
+		w[k] = tag * 2654435761u + k;
+}
+
+static int page_has(volatile unsigned char *q, unsigned int slot,
+		    uint32_t tag)
+{
+	volatile uint32_t *w = (volatile uint32_t *)(q + slot * PAGE);
+	unsigned int k;
+
+	for (k = 0; k < PAGE / 4; k++)
+		if (w[k] != tag * 2654435761u + k)
+			return 0;
+	return 1;
+}
+
+/*
+ * The point of cleaning dirty bits: a page re-written every round takes
+ * no fault once it is armed that way, and every round still reports it.
+ */
+TEST_F(bits, rewritten_page_costs_no_fault_after_the_first_round)
+{
+	uint64_t f0, f1;
+	long m0, m1;
+	int round;
+
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	for (round = 1; round <= 8; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		m0 = thread_minflt();
+		write_slots(self->p, N, 8 * round, round);
+		m1 = thread_minflt();
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+		if (round < 3)
+			continue;
+		EXPECT_EQ(0, f1 - f0) {
+			TH_LOG("round %d: %llu faults for %d re-written pages",
+			       round, (unsigned long long)(f1 - f0), N);
+		}
+		EXPECT_EQ(0, m1 - m0) {
+			TH_LOG("round %d: %ld minor faults", round, m1 - m0);
+		}
+	}
+	for (round = 1; round <= 8; round++)
+		ASSERT_TRUE(slots_hold(self->p, N, 8 * round, round));
+	{
+		struct upage_stats st;
+
+		upage_stats_ok(self->fd, &st);
+		/* Not asserted: whether writes seen by dirty bits count. */
+		TH_LOG("out_tracked_writes %llu after 8 rounds of %d",
+		       (unsigned long long)st.out_tracked_writes, N);
+	}
+	/* Quiet: nothing more. */
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * Resident pages whose tracking starts: the start arms them by cleaning
+ * from the next round on, so only the first round of writes faults.
+ */
+TEST_F(bits, track_start_of_resident_pages_costs_one_round_of_faults)
+{
+	uint64_t f0, f1;
+	int round;
+
+	write_slots(self->p, N, 0, 1);
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	for (round = 1; round <= 4; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		write_slots(self->p, N, 8 * round, round);
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		if (round == 1) {
+			EXPECT_LE(N, f1 - f0);
+		} else {
+			EXPECT_EQ(0, f1 - f0) {
+				TH_LOG("round %d: %llu faults", round,
+				       (unsigned long long)(f1 - f0));
+			}
+		}
+	}
+}
+
+/*
+ * While the tracked slot has an alias, its writes fault again each round
+ * (the alias must be armed too); once the alias is gone, the second
+ * round after takes none.
+ */
+TEST_F(bits, alias_falls_back_to_faults_and_recovers_once_gone)
+{
+	unsigned int a = N + 1;
+	uint64_t f0, f1;
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	upage_alias_ok(self->fd, a, 4, 1);
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	self->p[4 * PAGE] = 1;
+	ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 3; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		self->p[4 * PAGE + 1 + round] = 2;
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		EXPECT_LE(1, f1 - f0);
+	}
+	ASSERT_EQ(0, upage_discard(self->fd, a, 1));
+	for (round = 0; round < 4; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		self->p[4 * PAGE + 8 + round] = 3;
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		if (round < 2)
+			continue;
+		EXPECT_EQ(0, f1 - f0) {
+			TH_LOG("round %d after the alias went: %llu faults",
+			       round, (unsigned long long)(f1 - f0));
+		}
+	}
+	ASSERT_EQ(2, self->p[4 * PAGE + 3]);
+}
+
+/* Reads between the rounds change nothing: no write, no report. */
+TEST_F(bits, reads_of_cleaned_pages_are_not_writes)
+{
+	int i;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (i = 0; i < N; i++)
+		(void)self->p[i * PAGE + 100];
+	ASSERT_EQ(0, dirty_word(self->fd, 0));
+	self->p[7 * PAGE + 5] = 1;
+	ASSERT_EQ(bit(7), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * UPAGE_QUERY's UPAGE_SLOT_DIRTY ("written since armed") agrees with
+ * UPAGE_DIRTY also for a write that took no fault.
+ */
+TEST_F(bits, query_state_sees_a_write_that_took_no_fault)
+{
+	const uint32_t td = UPAGE_SLOT_TRACKED | UPAGE_SLOT_DIRTY;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	ASSERT_EQ(UPAGE_SLOT_TRACKED, upage_slot(self->fd, 6).state & td);
+	self->p[6 * PAGE + 3] = 1;
+	ASSERT_EQ(td, upage_slot(self->fd, 6).state & td);
+	ASSERT_EQ(UPAGE_SLOT_TRACKED, upage_slot(self->fd, 7).state & td);
+	ASSERT_EQ(bit(6), dirty_word(self->fd, 0));
+	ASSERT_EQ(td, upage_slot(self->fd, 6).state & td);
+	ASSERT_EQ(bit(6), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(UPAGE_SLOT_TRACKED, upage_slot(self->fd, 6).state & td);
+}
+
+/* The upage_dirty count of /proc/self/fdinfo/@fd; -1 if not found. */
+static long fdinfo_dirty(int fd)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "upage_dirty: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/*
+ * The fdinfo view counts the dirty slots UPAGE_QUERY would report, a
+ * write that took no fault included (read before any query or collect
+ * could move it off the dirty bit).
+ */
+TEST_F(bits, fdinfo_dirty_count_sees_a_write_that_took_no_fault)
+{
+	settle(_metadata, self->fd, self->p, 0, N);
+	ASSERT_EQ(0, fdinfo_dirty(self->fd));
+	self->p[6 * PAGE + 3] = 1;
+	self->p[9 * PAGE + 3] = 1;
+	ASSERT_EQ(2, fdinfo_dirty(self->fd));
+	ASSERT_EQ(bit(6) | bit(9), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, fdinfo_dirty(self->fd));
+}
+
+/*
+ * A MAP_PRIVATE mapping made after the slots were armed by cleaning: the
+ * write made before it is reported, later rounds fault again (the
+ * fallback) and stay exact, and writes to the private copy are not the
+ * space's.
+ */
+TEST_F(bits, private_mapping_after_arm_falls_back_exactly)
+{
+	volatile unsigned char *q;
+	uint64_t f0, f1;
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	write_slots(self->p, N, 200, 0x500);
+	q = upage_map(self->fd, 0, SPACE, MAP_PRIVATE);
+	ASSERT_NE(NULL, q);
+	ASSERT_TRUE(slots_hold(q, N, 200, 0x500));
+	ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 3; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		write_slots(self->p, N, 300 + 4 * round, round);
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		EXPECT_LE(N, f1 - f0) {
+			TH_LOG("round %d: %llu faults, want one a page", round,
+			       (unsigned long long)(f1 - f0));
+		}
+	}
+	/* The process's own copy: not a write to the space. */
+	q[3 * PAGE + 9] = 1;
+	self->p[5 * PAGE + 9] = 1;
+	ASSERT_EQ(bit(5), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	munmap((void *)q, SPACE * PAGE);
+	/* Gone, but the space stays exact. */
+	self->p[6 * PAGE + 9] = 1;
+	ASSERT_EQ(bit(6), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	write_slots(self->p, N, 400, 7);
+	ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * A private mapping that sorts before the shared one in the space's
+ * mapping tree (a lower offset) would stop the kernel's dirty-bit walk
+ * before it reaches the shared mapping: the writes made through it,
+ * before and after, are still all reported.
+ */
+TEST_F(bits, private_mapping_sorting_first_hides_no_write)
+{
+	volatile unsigned char *q, *priv;
+	int round;
+
+	munmap((void *)self->p, SPACE * PAGE);
+	self->p = NULL;
+	/* Slots 1..N, through a mapping that starts at slot 1. */
+	q = upage_map(self->fd, 1, N, MAP_SHARED);
+	ASSERT_NE(NULL, q);
+	settle(_metadata, self->fd, q, 1, N);
+	write_slots(q, N, 200, 0x600);
+	priv = upage_map(self->fd, 0, N + 1, MAP_PRIVATE);
+	ASSERT_NE(NULL, priv);
+	ASSERT_EQ(ALL, dirty_range(self->fd, 1, N, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 3; round++) {
+		write_slots(q, N, 300 + 4 * round, round);
+		ASSERT_EQ(ALL, dirty_range(self->fd, 1, N, UPAGE_DIRTY_CLEAR));
+	}
+	q[4 * PAGE] = 1;
+	ASSERT_EQ(bit(4), dirty_range(self->fd, 1, N, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_range(self->fd, 1, N, UPAGE_DIRTY_CLEAR));
+	ASSERT_TRUE(slots_hold(priv + PAGE, N, 200, 0x600));
+	munmap((void *)priv, (N + 1) * PAGE);
+	munmap((void *)q, N * PAGE);
+}
+
+/*
+ * A private mapping made before tracking starts, sorting first: the
+ * slots never leave the unmapping mode, and every round is exact, also
+ * after the private mapping is gone.
+ */
+TEST_F(bits, private_mapping_before_tracking_keeps_reports_exact)
+{
+	volatile unsigned char *q, *priv;
+	uint64_t f0, f1;
+	int round;
+
+	munmap((void *)self->p, SPACE * PAGE);
+	self->p = NULL;
+	priv = upage_map(self->fd, 0, SPACE, MAP_PRIVATE);
+	ASSERT_NE(NULL, priv);
+	q = upage_map(self->fd, 0, SPACE, MAP_SHARED);
+	ASSERT_NE(NULL, q);
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	for (round = 0; round < 5; round++) {
+		f0 = space_faults(_metadata, self->fd);
+		write_slots(q, N, 8 * round, round);
+		f1 = space_faults(_metadata, self->fd);
+		ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		EXPECT_LE(N, f1 - f0) {
+			TH_LOG("round %d: %llu faults", round,
+			       (unsigned long long)(f1 - f0));
+		}
+	}
+	munmap((void *)priv, SPACE * PAGE);
+	for (round = 0; round < 3; round++) {
+		write_slots(q, N, 100 + 8 * round, round);
+		ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	munmap((void *)q, SPACE * PAGE);
+}
+
+/*
+ * A write whose only trace is a dirty PTE, then the PTE goes (munmap of
+ * the only mapping): still reported. A slot nobody wrote is not.
+ */
+TEST_F(bits, write_then_munmap_is_reported)
+{
+	settle(_metadata, self->fd, self->p, 0, N);
+	page_put(self->p, 3, 33);
+	munmap((void *)self->p, SPACE * PAGE);
+	self->p = NULL;
+	ASSERT_EQ(bit(3), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	self->p = upage_map(self->fd, 0, SPACE, MAP_SHARED);
+	ASSERT_NE(NULL, self->p);
+	ASSERT_TRUE(page_has(self->p, 3, 33));
+	/* Again, now that the slot was re-armed with no mapping at all. */
+	page_put(self->p, 3, 34);
+	ASSERT_EQ(bit(3), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 3, 35);
+	munmap((void *)self->p, SPACE * PAGE);
+	self->p = NULL;
+	ASSERT_EQ(bit(3), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/* mremap() moves a dirty PTE to another address: still reported. */
+TEST_F(bits, write_then_mremap_is_reported)
+{
+	void *to, *hole;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	page_put(self->p, 4, 40);
+	/* Same size: only MREMAP_FIXED makes it move. */
+	hole = mmap(NULL, SPACE * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	to = mremap((void *)self->p, SPACE * PAGE, SPACE * PAGE,
+		    MREMAP_MAYMOVE | MREMAP_FIXED, hole);
+	ASSERT_EQ(hole, to);
+	self->p = to;
+	ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 4, 41);
+	ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 4, 42);
+	ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_TRUE(page_has(self->p, 4, 42));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/* The same through MADV_DONTNEED on the shared mapping. */
+TEST_F(bits, write_then_madv_dontneed_is_reported)
+{
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 3; round++) {
+		page_put(self->p, 5, 50 + round);
+		ASSERT_EQ(0, madvise((void *)self->p, SPACE * PAGE,
+				     MADV_DONTNEED));
+		ASSERT_EQ(bit(5), dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+		ASSERT_TRUE(page_has(self->p, 5, 50 + round));
+		/* And one more round that keeps the mapping. */
+		page_put(self->p, 5, 60 + round);
+		ASSERT_EQ(bit(5), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+	ASSERT_EQ(0, madvise((void *)self->p, SPACE * PAGE, MADV_DONTNEED));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/* A byte over a pipe: 0 or -1. */
+static int pipe_put(int fd)
+{
+	char c = 1;
+
+	return write(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+static int pipe_get(int fd)
+{
+	char c;
+
+	return read(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+/*
+ * The writer is a child that writes round after round, the last one just
+ * before it exits (its PTEs go with its mm); the parent, which collects,
+ * never touches the pages.
+ */
+TEST_F(bits, writes_of_an_exiting_child_are_reported)
+{
+	int go[2], done[2], status, round;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(done));
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (round = 0; round < 6; round++) {
+			if (pipe_get(go[0]))
+				_exit(1);
+			write_slots(self->p, N, 4 * round, round + 1);
+			if (round < 5 && pipe_put(done[1]))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (round = 0; round < 5; round++) {
+		ASSERT_EQ(0, pipe_put(go[1]));
+		ASSERT_EQ(0, pipe_get(done[0]));
+		ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+	}
+	ASSERT_EQ(0, pipe_put(go[1]));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	ASSERT_EQ(ALL, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 6; round++)
+		ASSERT_TRUE(slots_hold(self->p, N, 4 * round, round + 1));
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+}
+
+/*
+ * mprotect(PROT_READ) and back keeps what the PTE knew: a write before is
+ * reported, a write after is, and a page not written is not.
+ */
+TEST_F(bits, mprotect_round_trip_then_write_is_reported)
+{
+	void *a = (void *)self->p;
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 3; round++) {
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_READ));
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_READ | PROT_WRITE));
+		self->p[2 * PAGE + round] = 1;
+		ASSERT_EQ(bit(2), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		/* Written, then protected before the collect. */
+		self->p[4 * PAGE + round] = 1;
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_READ));
+		ASSERT_EQ(bit(4), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_READ | PROT_WRITE));
+		self->p[4 * PAGE + round] = 2;
+		self->p[2 * PAGE + round] = 2;
+		ASSERT_EQ(bit(2) | bit(4),
+			  dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, dirty_word(self->fd, 0));
+		/* PROT_NONE keeps a present PTE (and its dirty bit) too. */
+		self->p[5 * PAGE + round] = 1;
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_NONE));
+		ASSERT_EQ(bit(5), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, mprotect(a, SPACE * PAGE, PROT_READ | PROT_WRITE));
+		self->p[5 * PAGE + round] = 2;
+		ASSERT_EQ(bit(5), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+}
+
+/* read(2) from a pipe into a tracked page: the kernel's write counts. */
+TEST_F(bits, pipe_read_into_page_is_reported)
+{
+	char buf[512];
+	int pfd[2], round;
+
+	ASSERT_EQ(0, pipe(pfd));
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 2; round++) {
+		memset(buf, 0x70 + round, sizeof(buf));
+		ASSERT_EQ(sizeof(buf), write(pfd[1], buf, sizeof(buf)));
+		ASSERT_EQ(sizeof(buf), read(pfd[0], (void *)(self->p + 9 * PAGE + 256),
+					    sizeof(buf)));
+		ASSERT_EQ(bit(9), dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+		ASSERT_EQ(0, memcmp((void *)(self->p + 9 * PAGE + 256), buf,
+				    sizeof(buf)));
+		ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/*
+ * process_vm_writev() from another process: get_user_pages writes the
+ * page and dirties it, not the PTE.
+ */
+TEST_F(bits, process_vm_writev_into_page_is_reported)
+{
+	int round, status;
+	pid_t pid;
+
+	/* Yama's scope 1: let the child at us. EINVAL without Yama. */
+	prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 2; round++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			uint64_t v = 0x1122334455667700ULL + round;
+			struct iovec local = { &v, sizeof(v) };
+			struct iovec remote = {
+				(void *)(self->p + 11 * PAGE + 64), sizeof(v)
+			};
+
+			_exit(process_vm_writev(getppid(), &local, 1, &remote,
+						1, 0) != sizeof(v));
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		if (round == 0 && status)
+			SKIP(return, "process_vm_writev into the parent refused");
+		ASSERT_EQ(0, status);
+		ASSERT_EQ(bit(11), dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+		ASSERT_EQ(0x1122334455667700ULL + round,
+			  *(volatile uint64_t *)(self->p + 11 * PAGE + 64));
+		ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+}
+
+/* Attach @backing to a free loop device; 0 or -errno. */
+static int loop_attach(int backing, char *dev, size_t devlen, int *loop)
+{
+	struct loop_config cfg = { .fd = backing };
+	int ctl, n, i, t, fd = -1;
+
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return -errno;
+	for (i = 0; i < 10; i++) {
+		n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0) {
+			n = -errno;
+			close(ctl);
+			return n;
+		}
+		snprintf(dev, devlen, "/dev/loop%d", n);
+		/* devtmpfs may create the node a moment later */
+		for (t = 0; t < 100 && fd < 0; t++) {
+			fd = open(dev, O_RDWR | O_CLOEXEC);
+			if (fd < 0)
+				usleep(10000);
+		}
+		if (fd < 0)
+			break;
+		if (!ioctl(fd, LOOP_CONFIGURE, &cfg))
+			break;
+		if ((errno == EINVAL || errno == ENOTTY) &&
+		    !ioctl(fd, LOOP_SET_FD, backing))
+			break;
+		close(fd);
+		fd = -1;
+	}
+	close(ctl);
+	if (fd < 0)
+		return -EBUSY;
+	*loop = fd;
+	return 0;
+}
+
+/*
+ * An O_DIRECT read into a tracked page (a loop device over a file in
+ * /tmp: the guest's tmpfs has no direct I/O of its own that pins pages).
+ */
+TEST_F(bits, odirect_read_into_page_is_reported)
+{
+	char path[] = "/tmp/upage-bits-XXXXXX", dev[32];
+	int backing, loop = -1, dio, round, ret;
+	unsigned char blk[PAGE];
+
+	backing = mkostemp(path, O_CLOEXEC);
+	ASSERT_LE(0, backing);
+	unlink(path);
+	for (round = 0; round < 2; round++) {
+		memset(blk, 0xd0 + round, sizeof(blk));
+		ASSERT_EQ(PAGE, pwrite(backing, blk, PAGE, round * PAGE));
+	}
+	ret = loop_attach(backing, dev, sizeof(dev), &loop);
+	if (ret) {
+		close(backing);
+		SKIP(return, "no loop device for O_DIRECT: %s", strerror(-ret));
+	}
+	dio = open(dev, O_RDWR | O_DIRECT | O_CLOEXEC);
+	ASSERT_LE(0, dio);
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 2; round++) {
+		ASSERT_EQ(PAGE, pread(dio, (void *)(self->p + 12 * PAGE), PAGE,
+				      round * PAGE));
+		ASSERT_EQ(bit(12), dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+		ASSERT_TRUE(upage_page_is(self->p, 12, 0xd0 + round));
+		ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+	close(dio);
+	ioctl(loop, LOOP_CLR_FD);
+	close(loop);
+	close(backing);
+}
+
+/*
+ * Evicting a page written since it was armed by cleaning: the write is
+ * reported, and the page comes back with it (the eviction saw the page
+ * dirty).
+ */
+TEST_F(bits, evicting_a_written_page_keeps_write_and_data)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	settle(_metadata, self->fd, self->p, 0, N);
+	page_put(self->p, 6, 61);
+	ASSERT_EQ(0, upage_evict(self->fd, 0, N, NULL));
+	ASSERT_EQ(bit(6), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_TRUE(page_has(self->p, 6, 61));
+	/* The others as settle() left them. */
+	ASSERT_TRUE(slots_hold(self->p, 6, 64, 0x2000));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * Written, collected (the dirty bit cleaned), written again, evicted:
+ * the page comes back with the second write; an eviction that trusted
+ * the cleaned PTE would write the first, or nothing.
+ */
+TEST_F(bits, eviction_after_clean_keeps_the_second_write)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	settle(_metadata, self->fd, self->p, 0, N);
+	page_put(self->p, 7, 71);
+	ASSERT_EQ(bit(7), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 7, 72);
+	ASSERT_EQ(0, upage_evict(self->fd, 0, N, NULL));
+	ASSERT_TRUE(page_has(self->p, 7, 72));
+	ASSERT_EQ(bit(7), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * The same with a frame the store already has a copy of (paged in
+ * again): written, collected, evicted, the store's old copy must not
+ * come back; then once more with the last write seen only by a PTE
+ * that a collect cleaned.
+ */
+TEST_F(bits, eviction_of_a_stored_frame_after_clean_keeps_the_last_write)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	page_put(self->p, 8, 80);
+	ASSERT_EQ(0, upage_evict(self->fd, 8, 1, NULL));
+	ASSERT_TRUE(page_has(self->p, 8, 80));
+	settle(_metadata, self->fd, self->p, 0, N);
+	/* Paged in from the store, re-armed by cleaning, written. */
+	page_put(self->p, 8, 81);
+	ASSERT_EQ(bit(8), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, upage_evict(self->fd, 8, 1, NULL));
+	ASSERT_TRUE(page_has(self->p, 8, 81));
+	/* Stored again; two rounds so that the last write takes no fault. */
+	page_put(self->p, 8, 82);
+	ASSERT_EQ(bit(8), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 8, 83);
+	ASSERT_EQ(bit(8), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 8, 84);
+	ASSERT_EQ(bit(8), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, upage_evict(self->fd, 8, 1, NULL));
+	ASSERT_TRUE(page_has(self->p, 8, 84));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/* Collected with no write, evicted, paged in: intact and not reported. */
+TEST_F(bits, eviction_of_a_clean_page_keeps_its_data)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	page_put(self->p, 9, 90);
+	settle(_metadata, self->fd, self->p, 0, N);
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, upage_evict(self->fd, 0, N, NULL));
+	ASSERT_EQ(0, dirty_word(self->fd, 0));
+	ASSERT_TRUE(slots_hold(self->p, N, 64, 0x2000));
+	/* page_put() wrote the whole page; settle() then the word at 64. */
+	ASSERT_EQ(0x2000 + 9, *(volatile uint32_t *)(self->p + 9 * PAGE + 64));
+	ASSERT_EQ(90 * 2654435761u + 1,
+		  *(volatile uint32_t *)(self->p + 9 * PAGE + 4));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * An alias made after the arm: writes through it, round after round, are
+ * reported for the tracked slot, and so are writes through the slot.
+ */
+TEST_F(bits, writes_through_a_later_alias_are_reported)
+{
+	unsigned int a = N + 2;
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	upage_alias_ok(self->fd, a, 10, 1);
+	/* Through the slot's own PTE, armed by cleaning before the alias. */
+	self->p[10 * PAGE + 1] = 1;
+	ASSERT_EQ(bit(10), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 4; round++) {
+		self->p[a * PAGE + 2 + round] = 2 + round;
+		ASSERT_EQ(bit(10), dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+		ASSERT_EQ(2 + round, self->p[10 * PAGE + 2 + round]);
+		self->p[10 * PAGE + 8 + round] = 3;
+		ASSERT_EQ(bit(10), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(3, self->p[a * PAGE + 8 + round]);
+	}
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * A copy-on-write alias made after the arm: writes through the tracked
+ * slot are its own and reported; a write through the alias breaks it
+ * away and is not the slot's.
+ */
+TEST_F(bits, writes_beside_a_later_cow_alias_are_reported)
+{
+	unsigned int a = N + 3;
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	upage_alias_cow_ok(self->fd, a, 11, 1);
+	for (round = 0; round < 3; round++) {
+		self->p[11 * PAGE + round] = 5;
+		ASSERT_EQ(bit(11), dirty_word(self->fd, UPAGE_DIRTY_CLEAR)) {
+			TH_LOG("round %d", round);
+		}
+	}
+	self->p[a * PAGE] = 9;
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	for (round = 0; round < 3; round++) {
+		self->p[11 * PAGE + round] = 6;
+		ASSERT_EQ(bit(11), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+	ASSERT_EQ(9, self->p[a * PAGE]);
+	ASSERT_EQ(6, self->p[11 * PAGE]);
+}
+
+/*
+ * Narrowing the protection of a slot armed by cleaning and widening it
+ * again: a write before the edit and one after it are each reported.
+ */
+TEST_F(bits, protect_edit_round_trip_then_write_is_reported)
+{
+	settle(_metadata, self->fd, self->p, 0, N);
+	self->p[1 * PAGE] = 1;
+	upage_protect_ok(self->fd, 1, 1, UPAGE_PROT_READ);
+	ASSERT_EQ(bit(1), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(SIGSEGV, upage_touch_signal((volatile char *)self->p + PAGE, 1));
+	upage_protect_ok(self->fd, 1, 1, UPAGE_PROT_RW);
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	self->p[1 * PAGE] = 2;
+	ASSERT_EQ(bit(1), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	self->p[1 * PAGE] = 3;
+	ASSERT_EQ(bit(1), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * Stopping and starting again starts clean, even though the write before
+ * the stop may still sit in a dirty PTE; a write after the start is
+ * reported.
+ */
+TEST_F(bits, restart_forgets_earlier_writes_and_sees_later_ones)
+{
+	settle(_metadata, self->fd, self->p, 0, N);
+	self->p[2 * PAGE] = 1;
+	self->p[3 * PAGE] = 1;
+	ASSERT_EQ(0, upage_track_stop(self->fd, 0, N));
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	ASSERT_EQ(0, dirty_word(self->fd, 0));
+	self->p[3 * PAGE] = 2;
+	ASSERT_EQ(bit(3), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	/* Started again over slots armed by cleaning, written before. */
+	self->p[3 * PAGE] = 3;
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, N));
+	ASSERT_EQ(0, dirty_word(self->fd, 0));
+	self->p[3 * PAGE] = 4;
+	ASSERT_EQ(bit(3), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * Collecting one range leaves the writes of the slots around it to
+ * their own collect, also when they share a page table and a mapping.
+ */
+TEST_F(bits, collecting_one_range_keeps_the_writes_of_another)
+{
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 3; round++) {
+		self->p[3 * PAGE + round] = 1;
+		self->p[8 * PAGE + round] = 1;
+		self->p[12 * PAGE + round] = 1;
+		ASSERT_EQ(bit(0), dirty_range(self->fd, 8, 1, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(bit(3), dirty_range(self->fd, 0, 8, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(bit(12), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	}
+}
+
+/*
+ * Lazy free of a written page armed by cleaning, then a write: reported,
+ * and the page keeps the new contents (through an eviction too).
+ */
+TEST_F(bits, lazy_free_then_write_is_reported_and_kept)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	settle(_metadata, self->fd, self->p, 0, N);
+	page_put(self->p, 13, 130);
+	ASSERT_EQ(0, upage_lazy_free(self->fd, 13, 1, NULL));
+	page_put(self->p, 13, 131);
+	ASSERT_EQ(bit(13), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, upage_slot(self->fd, 13).state &
+		     (UPAGE_SLOT_LAZY | UPAGE_SLOT_RECLAIMED));
+	ASSERT_EQ(0, upage_evict(self->fd, 13, 1, NULL));
+	ASSERT_TRUE(page_has(self->p, 13, 131));
+	/* Again once re-armed, the last write seen only by its PTE. */
+	page_put(self->p, 13, 132);
+	ASSERT_EQ(bit(13), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 13, 133);
+	ASSERT_EQ(0, upage_lazy_free(self->fd, 13, 1, NULL));
+	ASSERT_EQ(bit(13), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	page_put(self->p, 13, 134);
+	ASSERT_EQ(bit(13), dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, upage_evict(self->fd, 13, 1, NULL));
+	ASSERT_TRUE(page_has(self->p, 13, 134));
+	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+}
+
+/*
+ * A query without CLEAR consumes nothing: the clearing one after it
+ * reports the write again, and only then is the slot clean.
+ */
+TEST_F(bits, query_without_clear_consumes_no_write)
+{
+	int round;
+
+	settle(_metadata, self->fd, self->p, 0, N);
+	for (round = 0; round < 3; round++) {
+		self->p[14 * PAGE + round] = 1;
+		ASSERT_EQ(bit(14), dirty_word(self->fd, 0));
+		ASSERT_EQ(bit(14), dirty_word(self->fd, 0));
+		self->p[15 * PAGE + round] = 1;
+		ASSERT_EQ(bit(14) | bit(15), dirty_word(self->fd, 0));
+		ASSERT_EQ(bit(14) | bit(15),
+			  dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, dirty_word(self->fd, 0));
+	}
+}
+
+/*
+ * Collect-and-clear racing writers, as track.collect_and_clear_loses_no_write,
+ * with one more thing going on: the collector evicts random slots between
+ * rounds, or another process maps and unmaps the space while it writes.
+ * The shadow kept by copying what each round reports must end equal to
+ * the space; writers write the even slots only, so an odd slot reported
+ * is a phantom.
+ */
+#define RACE_SLOTS 32
+#define RACE_ROUNDS 1000	/* at least, and until */
+#define RACE_BUSY 150		/* rounds that reported writes */
+#define RACE_MIN_BUSY 30	/* fewer: the race did not happen */
+#define RACE_SECONDS 10		/* at most */
+
+struct race {
+	int fd;
+	volatile unsigned char *p;
+	atomic_int stop;
+	unsigned int seed;
+};
+
+static void race_write_one(volatile unsigned char *p, unsigned int *seed,
+			   uint32_t v)
+{
+	unsigned int slot = (rand_r(seed) % (RACE_SLOTS / 2)) * 2;
+
+	*(volatile uint32_t *)(p + slot * PAGE +
+			       (rand_r(seed) % (PAGE / 4)) * 4) = v;
+}
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = __atomic_add_fetch(&r->seed, 7919, __ATOMIC_RELAXED);
+	uint32_t v = 0;
+
+	while (!atomic_load(&r->stop))
+		race_write_one(r->p, &seed, ++v);
+	return NULL;
+}
+
+/* A child's loop: map the space, write a few times, unmap, again. */
+static void race_remapper(struct race *r)
+{
+	unsigned int seed = 4243;
+	uint32_t v = 0;
+	int k;
+
+	for (;;) {
+		volatile unsigned char *q = upage_map(r->fd, 0, RACE_SLOTS,
+						      MAP_SHARED);
+
+		if (!q)
+			_exit(1);
+		for (k = 0; k < 8; k++)
+			race_write_one(q, &seed, ++v);
+		munmap((void *)q, RACE_SLOTS * PAGE);
+	}
+}
+
+static void race_collect(struct __test_metadata *_metadata, int fd,
+			 volatile unsigned char *p, unsigned char *shadow,
+			 uint64_t *nr, int *phantom)
+{
+	uint64_t w;
+	int s;
+
+	ASSERT_EQ(0, upage_dirty(fd, 0, RACE_SLOTS, &w, UPAGE_DIRTY_CLEAR, nr));
+	for (s = 0; s < RACE_SLOTS; s++) {
+		if (!(w & bit(s)))
+			continue;
+		*phantom += s & 1;
+		memcpy(shadow + s * PAGE, (void *)(p + s * PAGE), PAGE);
+	}
+}
+
+static void race_run(struct __test_metadata *_metadata, int fd,
+		     volatile unsigned char *p, bool evict, bool remap)
+{
+	static unsigned char shadow[RACE_SLOTS * PAGE];
+	struct race r = { .fd = fd, .p = p, .seed = 1 };
+	unsigned int seed = 99;
+	pthread_t th[2];
+	int i, status, rounds, busy = 0, phantom = 0;
+	time_t start = time(NULL);
+	uint64_t nr, reported = 0;
+	pid_t pid;
+
+	/* Every slot resident and armed by cleaning before the race. */
+	settle(_metadata, fd, p, 0, RACE_SLOTS);
+	memcpy(shadow, (void *)p, sizeof(shadow));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		r.seed = 4242;
+		if (remap)
+			race_remapper(&r);
+		race_writer(&r);
+		_exit(0);
+	}
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, race_writer, &r));
+	for (i = 0; (i < RACE_ROUNDS || busy < RACE_BUSY) &&
+		    time(NULL) < start + RACE_SECONDS; i++) {
+		race_collect(_metadata, fd, p, shadow, &nr, &phantom);
+		reported += nr;
+		busy += nr > 0;
+		if (evict)
+			ASSERT_EQ(0, upage_evict(fd, rand_r(&seed) % RACE_SLOTS,
+						 1 + rand_r(&seed) % 2, NULL));
+	}
+	rounds = i;
+	atomic_store(&r.stop, 1);
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	/* The writes after the last round, then quiet. */
+	race_collect(_metadata, fd, p, shadow, &nr, &phantom);
+	race_collect(_metadata, fd, p, shadow, &nr, &phantom);
+	ASSERT_EQ(0, nr);
+	ASSERT_EQ(0, phantom);
+	ASSERT_LE(RACE_MIN_BUSY, busy);
+	for (i = 0; i < RACE_SLOTS; i++) {
+		ASSERT_EQ(0, memcmp(shadow + i * PAGE, (void *)(p + i * PAGE),
+				    PAGE)) {
+			TH_LOG("slot %d: a write was lost", i);
+		}
+	}
+	TH_LOG("%llu slots reported over %d rounds, %d of them busy, %lds",
+	       (unsigned long long)reported, rounds, busy,
+	       (long)(time(NULL) - start));
+}
+
+TEST_F_TIMEOUT(bits, collect_and_clear_with_evictions_loses_no_write, 90)
+{
+	upage_require_cmd(self->fd, UPAGE_CMD_RESIDENCY);
+	race_run(_metadata, self->fd, self->p, true, false);
+}
+
+TEST_F_TIMEOUT(bits, collect_and_clear_with_remapping_writer_loses_no_write, 90)
+{
+	race_run(_metadata, self->fd, self->p, false, true);
+}
+
+TEST_HARNESS_MAIN
