@@ -299,6 +299,12 @@ static int upage_edit_alias(struct upage_edit_ctx *ctx,
 		ret = upage_edit_step(ctx);
 		if (!ret)
 			ret = upage_edit_fill(ctx, op->src + i);
+		/*
+		 * A dbit armed frame's PTE at the source may be writable and
+		 * clean (track.c): unmap it with the changed slots.
+		 */
+		if (!ret && src->frame && src->frame->dbit)
+			upage_edit_record(ctx, op->src + i);
 		if (!ret)
 			ret = upage_edit_take(ctx, op->dst + i, src->frame);
 		/* An alias of a copy-on-write alias is one too. */
@@ -624,6 +630,9 @@ static void upage_edit_commit(struct upage_edit_ctx *ctx)
 	struct upage_space *space = ctx->space;
 	size_t i;
 
+	/* Every PTE of the frames is gone: end dbit arming (track.c). */
+	for (i = 0; i < ctx->nr_locked; i++)
+		upage_track_disarm(space, ctx->locked[i]);
 	upage_edit_unlock_pages(ctx);
 	/* Frames may have moved under a store write in flight (backing.c). */
 	space->edit_seq++;

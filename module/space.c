@@ -348,6 +348,8 @@ void upage_frame_set_page(struct upage_space *space,
 	frame->page = page;
 	spin_unlock(&space->table_lock);
 	frame->dirty = false;
+	/* A page-in has no PTE yet: its next arm decides (track.c). */
+	frame->dbit = false;
 	if (page) {
 		space->nr_resident++;
 	} else {

@@ -72,7 +72,12 @@
  * and they go back to re-arming by unmapping. A slot becomes dbit armed
  * through an ordinary arm (an unmap): from then on the next write faults
  * once, and later re-arms cost no unmap and no fault. Any other slot is
- * re-armed by unmapping, as above.
+ * re-armed by unmapping, as above. The one-slot rule is kept by the
+ * edits: aliasing a dbit armed frame unmaps its source slot too, and
+ * every frame an edit locked ends its arming (upage_track_disarm(),
+ * which records a write still in PG_dirty; review 10 found an alias
+ * whose source kept a writable, clean PTE that no harvest looked at).
+ * Eviction ends it as well: a paged-in page has no PTE.
  *
  * The harvest needs no fence with .page_mkwrite: a write it records or
  * finds in a dirty bit after the report is counted by the next report,
@@ -87,6 +92,9 @@
 #include <linux/pagemap.h>
 
 #include "upage_private.h"
+
+/* Slots per walk of a harvest (8 page tables' worth). */
+#define UPAGE_HARVEST_CHUNK 4096
 
 bool upage_slot_dirty(struct upage_slot *slot)
 {
@@ -199,6 +207,22 @@ void upage_frame_clear_dirty(struct upage_space *space,
 }
 
 /*
+ * @frame, its page locked and none of its PTEs left, is no longer dbit
+ * armed: a write of it still in PG_dirty is recorded first.
+ */
+void upage_track_disarm(struct upage_space *space, struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->lock);
+	if (frame->dbit && frame->page && TestClearPageDirty(frame->page)) {
+		frame->dirty = true;
+		spin_lock(&space->table_lock);
+		frame->written = space->track_gen;
+		spin_unlock(&space->table_lock);
+	}
+	frame->dbit = false;
+}
+
+/*
  * Whether @slot may be re-armed by dirty bits, @off being space->dbit_off
  * as the arm read it once.
  */
@@ -218,53 +242,46 @@ static bool upage_frame_dbit(struct upage_frame *frame)
 }
 
 /*
- * Move the writes to the dbit armed frames of slots first..first+n-1
- * that are still in dirty bits and PG_dirty into frame->written, and
- * clean those dirty bits. -ENOMEM changes nothing.
+ * Harvest slots start..start+nr-1 (nr <= UPAGE_HARVEST_CHUNK) into
+ * @bitmap's first nr bits.
  */
-int upage_track_harvest(struct upage_space *space, u64 first, u64 n)
+static void upage_track_harvest_chunk(struct upage_space *space,
+				      pgoff_t start, pgoff_t nr,
+				      unsigned long *bitmap)
 {
-	pgoff_t lo = ULONG_MAX, hi = 0, start = 0, end = 0, i;
-	unsigned long *bitmap = NULL;
-	bool unmapped = false;
+	pgoff_t from = 0, to = 0, i;
+	bool walked = false, unmapped = false;
 
-	lockdep_assert_held(&space->lock);
-	for (i = first; i < first + n; i++) {
-		if (upage_frame_dbit(space->slots[i].frame)) {
-			lo = min(lo, i);
-			hi = i;
-		}
-	}
-	if (lo > hi)
-		return 0;
 	if (!READ_ONCE(space->dbit_off)) {
-		bitmap = kvcalloc(BITS_TO_LONGS(hi - lo + 1), sizeof(long),
-				  GFP_KERNEL);
-		if (!bitmap)
-			return -ENOMEM;
-		clean_record_shared_mapping_range(space->inode->i_mapping, lo,
-						  hi - lo + 1, lo, bitmap,
-						  &start, &end);
+		bitmap_zero(bitmap, nr);
+		clean_record_shared_mapping_range(space->inode->i_mapping, start,
+						  nr, start, bitmap, &from, &to);
+		walked = true;
 	}
-	/* A mapping the walk may have stopped at: zap, so PG_dirty has all. */
+	/*
+	 * A mapping the walk may have stopped at (its mmap() set the flag
+	 * before linking it, and the walk took i_mmap_rwsem after that):
+	 * zap, so that PG_dirty has every dirty bit.
+	 */
 	if (READ_ONCE(space->dbit_off)) {
-		upage_space_unmap(space, lo, hi - lo + 1);
+		upage_space_unmap(space, start, nr);
 		unmapped = true;
 	}
 	spin_lock(&space->table_lock);
-	for (i = lo; i <= hi; i++) {
+	for (i = start; i < start + nr; i++) {
 		struct upage_slot *slot = &space->slots[i];
 		struct upage_frame *frame = slot->frame;
 		bool written;
 
 		if (!frame || !frame->page)
 			continue;
-		written = bitmap && test_bit(i - lo, bitmap);
+		written = walked && test_bit(i - start, bitmap);
 		/* Other frames' dirty bits were cleaned too: keep them. */
 		if (written)
 			frame->dirty = true;
 		if (!frame->dbit)
 			continue;
+		WARN_ON_ONCE(frame->nr_slots > 1);
 		if (TestClearPageDirty(frame->page)) {
 			frame->dirty = true;
 			written = true;
@@ -279,6 +296,41 @@ int upage_track_harvest(struct upage_space *space, u64 first, u64 n)
 			frame->dbit = false;
 	}
 	spin_unlock(&space->table_lock);
+}
+
+/*
+ * Move the writes to the dbit armed frames of slots first..first+n-1
+ * that are still in dirty bits and PG_dirty into frame->written, and
+ * clean those dirty bits; in chunks, between which it yields (each walk
+ * holds i_mmap_rwsem, and the recording table_lock). -ENOMEM changes
+ * nothing.
+ */
+int upage_track_harvest(struct upage_space *space, u64 first, u64 n)
+{
+	pgoff_t lo = ULONG_MAX, hi = 0, start, i;
+	unsigned long *bitmap;
+
+	lockdep_assert_held(&space->lock);
+	for (i = first; i < first + n; i++) {
+		if (upage_frame_dbit(space->slots[i].frame)) {
+			lo = min(lo, i);
+			hi = i;
+		}
+		if (!((i - first + 1) % 4096))
+			cond_resched();
+	}
+	if (lo > hi)
+		return 0;
+	bitmap = kvcalloc(BITS_TO_LONGS(UPAGE_HARVEST_CHUNK), sizeof(long),
+			  GFP_KERNEL);
+	if (!bitmap)
+		return -ENOMEM;
+	for (start = lo; start <= hi; start += UPAGE_HARVEST_CHUNK) {
+		upage_track_harvest_chunk(space, start,
+					  min_t(pgoff_t, UPAGE_HARVEST_CHUNK,
+						hi - start + 1), bitmap);
+		cond_resched();
+	}
 	kvfree(bitmap);
 	return 0;
 }
@@ -316,6 +368,8 @@ static void upage_track_set_modes(struct upage_space *space, u64 first,
 		struct upage_slot *slot = &space->slots[i];
 		struct upage_frame *frame = slot->frame;
 
+		if (!((i - first + 1) % 4096))
+			cond_resched();
 		if (!frame || !frame->page ||
 		    !(slot->flags & UPAGE_SLOT_F_TRACKED) || slot->armed != gen)
 			continue;

@@ -356,6 +356,7 @@ bool upage_frame_dirty(struct upage_frame *frame);
 void upage_frame_clear_dirty(struct upage_space *space,
 			     struct upage_frame *frame);
 void upage_track_mapped(struct upage_space *space, vm_flags_t flags);
+void upage_track_disarm(struct upage_space *space, struct upage_frame *frame);
 void upage_space_fence(struct upage_space *space, u64 first, u64 n);
 
 /* trap.c: how a thread's wait on a trap ended */
