@@ -219,8 +219,11 @@ static int upage_page_in(struct upage_space *space, pgoff_t idx,
 		page = NULL;
 		ret = 1;
 		if (pin_id) {
-			ret = upage_frame_pin(space, frame) ?: 1;
-			*pin_id = frame->id;
+			ret = upage_frame_pin(space, frame);
+			if (!ret) {
+				*pin_id = frame->id;
+				ret = 1;
+			}
 		}
 	}
 	mutex_unlock(&space->lock);
@@ -634,11 +637,13 @@ static int upage_cmp_id(const void *a, const void *b)
 }
 
 /*
- * A pin failed: unpin the frames of ids[0..nr-1] that it pinned, wherever
- * they are now (the lock was dropped for page-ins: they may have moved;
- * one that died was unpinned then, and ids are never reused).
+ * A pin failed: unpin the frames of ids[0..nr-1] that it pinned, looking
+ * at slots from..to-1: the whole table if the lock was dropped for a
+ * page-in (they may have moved; one that died was unpinned then, and ids
+ * are never reused), else the slots the pin went over.
  */
-static void upage_pin_unwind(struct upage_space *space, u64 *ids, u64 nr)
+static void upage_pin_unwind(struct upage_space *space, u64 *ids, u64 nr,
+			     pgoff_t from, pgoff_t to)
 {
 	pgoff_t i;
 
@@ -646,16 +651,19 @@ static void upage_pin_unwind(struct upage_space *space, u64 *ids, u64 nr)
 	if (!nr)
 		return;
 	sort(ids, nr, sizeof(*ids), upage_cmp_id, NULL);
-	for (i = 0; i < space->nr_pages; i++) {
+	for (i = from; i < to; i++) {
 		struct upage_frame *frame = space->slots[i].frame;
 
 		if (frame && frame->pinned &&
 		    bsearch(&frame->id, ids, nr, sizeof(*ids), upage_cmp_id))
 			upage_frame_unpin(space, frame);
-		if (!((i + 1) % 4096))
+		if (!((i - from + 1) % 4096))
 			cond_resched();
 	}
 }
+
+/* Looks at one slot a pin makes while other threads keep changing it. */
+#define UPAGE_PIN_TRIES 16
 
 /*
  * Pin the frames of slots first..first+n-1: page them in, fill holes, and
@@ -665,18 +673,30 @@ static void upage_pin_unwind(struct upage_space *space, u64 *ids, u64 nr)
  * take a lock (XFS's inode lock, for a read) that a pwrite() to it from
  * this space's slots holds while it faults here. On failure the frames
  * pinned here are unpinned again (frames paged in or filled stay so:
- * that is invisible).
+ * that is invisible). Pins run one at a time (space->pin_lock), so that
+ * the failure of one never unpins frames that another reported pinned
+ * while the lock was dropped (review 11).
  */
 int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
 		      u64 *done)
 {
+	pgoff_t size = READ_ONCE(space->nr_pages);
 	u64 *ids, s, id, nr = 0;
+	unsigned int tries = 0;
+	bool dropped = false;
 	int ret = 0;
 
 	*done = 0;
+	/* A hint, checked again under the lock: allocate for no bad range. */
+	if (first >= size || n > size - first)
+		return -EINVAL;
 	ids = kvmalloc_array(n, sizeof(*ids), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!ids)
 		return -ENOMEM;
+	if (mutex_lock_killable(&space->pin_lock)) {
+		kvfree(ids);
+		return -EINTR;
+	}
 	mutex_lock(&space->lock);
 	if (!upage_slots_exist(space, first, n)) {
 		ret = -EINVAL;
@@ -689,20 +709,25 @@ int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
 		if (ret)
 			break;
 		frame = space->slots[s].frame;
-		if (frame->pinned)
+		if (frame->pinned) {
+			tries = 0;
 			continue;
+		}
+		/*
+		 * Room for n ids: more only if other threads kept discarding
+		 * what this call pinned; then give up.
+		 */
+		if (nr == n || tries == UPAGE_PIN_TRIES) {
+			ret = -EAGAIN;
+			break;
+		}
 		if (!frame->page && !frame->reclaimed) {
 			mutex_unlock(&space->lock);
+			dropped = true;
 			id = 0;
 			ret = upage_page_in(space, s, &id);
 			mutex_lock(&space->lock);
-			/*
-			 * Room for n ids: more only if other threads kept
-			 * discarding what this call pinned; then give up.
-			 */
-			if (id && nr == n)
-				ret = -EAGAIN;
-			else if (id)
+			if (id)
 				ids[nr++] = id;
 			if (ret >= 0 && fatal_signal_pending(current))
 				ret = -EINTR;
@@ -711,17 +736,15 @@ int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
 			if (ret < 0)
 				break;
 			ret = 0;
+			tries++;
 			s--;	/* look at the slot again */
 			continue;
 		}
+		tries = 0;
 		if (!frame->page) {
 			ret = upage_frame_zero_in(space, frame);
 			if (ret)
 				break;
-		}
-		if (nr == n) {
-			ret = -EAGAIN;
-			break;
 		}
 		ret = upage_frame_pin(space, frame);
 		if (ret)
@@ -729,11 +752,14 @@ int upage_backing_pin(struct upage_space *space, u64 first, u64 n,
 		ids[nr++] = frame->id;
 	}
 	if (ret)
-		upage_pin_unwind(space, ids, nr);
+		upage_pin_unwind(space, ids, nr,
+				 dropped ? 0 : first, dropped ? space->nr_pages :
+				 min_t(u64, s + 1, first + n));
 	else
 		*done = nr;
 out_unlock:
 	mutex_unlock(&space->lock);
+	mutex_unlock(&space->pin_lock);
 	kvfree(ids);
 	return ret;
 }

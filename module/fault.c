@@ -104,6 +104,12 @@ static vm_fault_t upage_do_fault(struct vm_fault *vmf, bool *waited)
 	bool write = (vmf->flags & FAULT_FLAG_WRITE) && shared;
 	u32 access = vmf->flags & FAULT_FLAG_WRITE ? UPAGE_TRAP_WRITE :
 						     UPAGE_TRAP_READ;
+	/*
+	 * A fault that must not wait (populate.c, GUP's FOLL_NOWAIT): where
+	 * this one would sleep (a claim, a page-in, a hole fill, a page lock,
+	 * a copy), it returns VM_FAULT_RETRY with the mmap lock still held.
+	 */
+	bool nowait = vmf->flags & FAULT_FLAG_RETRY_NOWAIT;
 	struct upage_slot_state state;
 	unsigned long pass_seq = 0;
 	bool passed = false;
@@ -137,6 +143,8 @@ static vm_fault_t upage_do_fault(struct vm_fault *vmf, bool *waited)
 		if (state.beyond_end)
 			return VM_FAULT_SIGBUS;
 		if (state.claimed) {
+			if (nowait)
+				return VM_FAULT_RETRY;
 			/* Killed while waiting: the task never sees the page. */
 			if (upage_space_wait_claim(space, state.claim_seq))
 				return upage_fault_killed(vmf);
@@ -152,6 +160,10 @@ static vm_fault_t upage_do_fault(struct vm_fault *vmf, bool *waited)
 			if (trapped)
 				return trapped;
 			continue;
+		}
+		if (nowait && (state.evicted || !state.page)) {
+			upage_state_put(&state);
+			return VM_FAULT_RETRY;
 		}
 		if (state.evicted) {
 			ret = upage_space_page_in(space, vmf->pgoff);
@@ -172,8 +184,12 @@ static vm_fault_t upage_do_fault(struct vm_fault *vmf, bool *waited)
 		}
 
 		if (!state.locked) {
+			if (nowait && !trylock_page(state.page)) {
+				put_page(state.page);
+				return VM_FAULT_RETRY;
+			}
 			/* An edit may hold it for a whole batch: killable. */
-			if (folio_lock_killable(page_folio(state.page))) {
+			if (!nowait && folio_lock_killable(page_folio(state.page))) {
 				put_page(state.page);
 				return upage_fault_killed(vmf);
 			}
@@ -185,6 +201,11 @@ static vm_fault_t upage_do_fault(struct vm_fault *vmf, bool *waited)
 				goto out_segv;
 			if (upage_trapped(&state, access, passed, pass_seq))
 				goto retry;
+		}
+		if (write && state.cow && nowait) {
+			unlock_page(state.page);
+			put_page(state.page);
+			return VM_FAULT_RETRY;
 		}
 		if (write && state.cow) {
 			/*

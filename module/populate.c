@@ -9,8 +9,12 @@
  * It runs after the call's work is done, with no space lock held, and
  * faults each page in through the mm's own fault path, much as
  * madvise(MADV_POPULATE_READ) does: handle_mm_fault() of a read, under
- * the caller's mmap read lock, but without FAULT_FLAG_ALLOW_RETRY, so the
- * fault never drops the lock (and never waits on a trap). The VMAs come from the space's i_mmap
+ * the caller's mmap read lock, with FAULT_FLAG_RETRY_NOWAIT, so the fault
+ * never drops the lock and never sleeps: where an ordinary fault would
+ * wait (a trap, a claim, a page-in of a frame evicted meanwhile, whose
+ * store read could wait for a lock a waiting thread holds, a hole fill, a
+ * locked page) it returns VM_FAULT_RETRY, and the slot is left to the
+ * program's own fault (review 11). The VMAs come from the space's i_mmap
  * tree, which still holds a VMA that munmap() has taken out of the mm
  * and is tearing down under the read lock: only those the mm's own tree
  * still has are used (review 6: a PTE outlived its VMA). So the PTE is
@@ -18,8 +22,7 @@
  * (fault.c: page lock, re-check, narrowing holds the page lock before it
  * unmaps), read-only in a shared writable mapping (its first write still
  * reaches .page_mkwrite: protection, tracking, copy-on-write), the
- * frame's own page in a private one. Such a fault never waits on a trap:
- * without ALLOW_RETRY it fails instead (trap.c).
+ * frame's own page in a private one.
  *
  * The kernel's cheaper way, vm_insert_page(), needs VM_MIXEDMAP on the
  * VMA, and 6.12 then refuses to grow the mapping with mremap (ENOMEM even
@@ -140,11 +143,12 @@ static void upage_populate_slot(struct upage_populate *pop, pgoff_t idx)
 
 		if (idx < vma->vm_pgoff || idx - vma->vm_pgoff >= vma_pages(vma))
 			continue;
-		/* A read; no ALLOW_RETRY: the mmap lock stays held. */
+		/* A read that never waits; the mmap lock stays held. */
 		ret = handle_mm_fault(vma, vma->vm_start +
 				      ((idx - vma->vm_pgoff) << PAGE_SHIFT),
-				      0, NULL);
-		if (!(ret & VM_FAULT_ERROR))
+				      FAULT_FLAG_ALLOW_RETRY |
+				      FAULT_FLAG_RETRY_NOWAIT, NULL);
+		if (!(ret & (VM_FAULT_ERROR | VM_FAULT_RETRY)))
 			pop->mapped++;
 	}
 }

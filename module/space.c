@@ -181,6 +181,7 @@ struct upage_space *upage_space_create(void)
 	}
 
 	mutex_init(&space->lock);
+	mutex_init(&space->pin_lock);
 	spin_lock_init(&space->table_lock);
 	init_waitqueue_head(&space->claim_wq);
 	ida_init(&space->store_ida);

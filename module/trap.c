@@ -771,14 +771,15 @@ out_unlock:
 	/* Before the wake: a waiter finds its page mapped. */
 	if (!ret && populate)
 		upage_populate_range(space, first, n);
-	for (i = 0; i < mms.nr; i++) {
+	for (i = 0; i < mms.nr; i++)
 		upage_populate_remote(space, mms.mm[i], first, n);
-		mmput(mms.mm[i]);
-	}
 	if (*woken) {
 		atomic64_add(*woken, &space->stats.traps_resolved);
 		wake_up_all(&space->trap_wq);
 	}
+	/* The last reference of a process gone meanwhile: torn down later. */
+	for (i = 0; i < mms.nr; i++)
+		mmput_async(mms.mm[i]);
 	upage_trap_free_dead(&dead);
 	if (pages) {
 		for (i = 0; i < n; i++) {

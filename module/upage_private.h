@@ -177,6 +177,7 @@ struct upage_space {
 	struct list_head punch_list;
 	struct work_struct punch_work;
 	struct mutex punch_lock;	/* the punch work and store changes (above) */
+	struct mutex pin_lock;		/* one UPAGE_RES_PIN at a time (backing.c) */
 	struct user_struct *pin_user;
 	unsigned long nr_pinned;
 	unsigned long claim_seq;

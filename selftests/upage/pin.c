@@ -313,6 +313,72 @@ TEST_F_TIMEOUT(pin, failed_pins_racing_evictions_give_back_exactly_their_charges
 	}
 }
 
+/*
+ * A pin that fails must not unpin frames that another pin, running while
+ * the first dropped the lock to read a frame back, reported pinned
+ * (review 11): A, limited to half the range, pins evicted frames one by
+ * one and fails with ENOMEM half-way; B pins the first ten meanwhile and
+ * succeeds. In any order of the two, those ten end up pinned.
+ */
+#define RACE_SLOTS 2048
+
+static int half_limit_pinner(int fd)
+{
+	struct rlimit rl = { RACE_SLOTS / 2 * PAGE, RACE_SLOTS / 2 * PAGE };
+	uint64_t done = 0;
+
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) || setresuid(NOBODY, NOBODY, NOBODY))
+		return 11;
+	return upage_pin(fd, 0, RACE_SLOTS, &done) == -ENOMEM ? 0 : 12;
+}
+
+TEST(a_failed_pin_never_unpins_what_another_pin_reported_pinned)
+{
+	int fd, memfd, status, tries, bad = 0, raced = 0;
+	unsigned char *p;
+	uint64_t done;
+
+	upage_open_or_skip(fd);
+	upage_resize_ok(fd, RACE_SLOTS);
+	memfd = memfd_create("upage-pin-race", MFD_CLOEXEC);
+	ASSERT_LE(0, memfd);
+	ASSERT_EQ(0, upage_set_store(fd, memfd, 0, 0));
+	p = upage_map(fd, 0, RACE_SLOTS, MAP_SHARED);
+	ASSERT_NE(NULL, p);
+	memset(p, 0x5a, (size_t)RACE_SLOTS * PAGE);
+	for (tries = 0; tries < 3; tries++) {
+		pid_t pid;
+		int b;
+
+		upage_unpin(fd, 0, RACE_SLOTS, &done);
+		ASSERT_EQ(0, upage_evict(fd, 0, RACE_SLOTS, &done));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid)
+			_exit(half_limit_pinner(fd));
+		/* Once A has pinned slot 9, pin 0..9 as B. */
+		while (!(slot_state(fd, 9) & UPAGE_SLOT_PINNED) &&
+		       waitpid(pid, &status, WNOHANG) == 0)
+			;
+		raced += !!(slot_state(fd, 9) & UPAGE_SLOT_PINNED);
+		b = upage_pin(fd, 0, 10, &done);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ(0, WEXITSTATUS(status));
+		ASSERT_EQ(0, b);
+		if (!(slot_state(fd, 0) & UPAGE_SLOT_PINNED) ||
+		    !(slot_state(fd, 9) & UPAGE_SLOT_PINNED))
+			bad++;
+	}
+	TH_LOG("%d of %d rounds pinned while the other pin ran", raced, tries);
+	EXPECT_EQ(0, bad);
+	EXPECT_LT(0, raced);
+	upage_unpin(fd, 0, RACE_SLOTS, &done);
+	munmap(p, (size_t)RACE_SLOTS * PAGE);
+	close(memfd);
+	close(fd);
+}
+
 /* Bad ranges change nothing. */
 TEST_F(pin, bad_ranges_are_einval)
 {
@@ -322,6 +388,10 @@ TEST_F(pin, bad_ranges_are_einval)
 	EXPECT_EQ(0, done);
 	EXPECT_EQ(-EINVAL, upage_pin(self->fd, 0, 0, &done));
 	EXPECT_EQ(-EINVAL, upage_unpin(self->fd, UINT64_MAX, 2, &done));
+	/* Refused before anything is allocated for n (review 11). */
+	EXPECT_EQ(-EINVAL, upage_pin(self->fd, 0, UINT64_MAX, &done));
+	EXPECT_EQ(-EINVAL, upage_pin(self->fd, 8, 1ULL << 40, &done));
+	EXPECT_EQ(-EINVAL, upage_pin(self->fd, 0, 1ULL << 26, &done));
 	EXPECT_EQ(UPAGE_SLOT_RESIDENT, upage_slot(self->fd, SLOTS - 1).state);
 }
 
