@@ -455,7 +455,7 @@ int upage_backing_set_store(struct upage_space *space, int fd, u64 offset,
 	spin_unlock(&space->table_lock);
 	space->store_base = offset;
 	/* The shrinker's count reads these two with no lock (reclaim.c). */
-	WRITE_ONCE(space->store_user, file != NULL);
+	WRITE_ONCE(space->store_user, !!file);
 	WRITE_ONCE(space->reclaim, !!(flags & UPAGE_STORE_RECLAIM));
 	mutex_unlock(&space->lock);
 	mutex_unlock(&space->punch_lock);

@@ -45,11 +45,21 @@ FIXTURE_TEARDOWN(pop)
 		close(self->fd);
 }
 
-/* Whether this process has a PTE for @addr (/proc/self/pagemap bit 63). */
-static int present(const void *addr)
+/*
+ * Whether process @pid (0: this one) has a PTE for @addr (pagemap bit
+ * 63); -1 if its pagemap cannot be read.
+ */
+static int present_in(pid_t pid, const void *addr)
 {
+	char path[64];
 	uint64_t entry = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
+	int fd;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	fd = open(path, O_RDONLY);
 
 	if (fd < 0)
 		return -1;
@@ -58,6 +68,11 @@ static int present(const void *addr)
 		entry = 0;
 	close(fd);
 	return (int)(entry >> 63);
+}
+
+static int present(const void *addr)
+{
+	return present_in(0, addr);
 }
 
 static uint64_t faults(int fd)
@@ -690,26 +705,10 @@ TEST_F(pop, resolve_with_populate_spares_the_waiter_its_retry_fault)
 
 /*
  * A resolve with populate maps the page into the mappings of a waiter in
- * another process too. The handler has no mapping of its own here, so
- * out_populated counts only what it mapped for the child; before the
- * child is let go, its PTE is there (seen through /proc/CHILD/pagemap).
+ * another process too. The handler has no mapping of its own here, and
+ * the child has no PTE for the page before the resolve (its pagemap), so
+ * out_populated counts only what the resolve mapped for the child.
  */
-static int child_present(pid_t pid, const void *addr)
-{
-	char path[64];
-	uint64_t entry = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	if (pread(fd, &entry, sizeof(entry),
-		  (uintptr_t)addr / PAGE * sizeof(entry)) != sizeof(entry))
-		entry = 0;
-	close(fd);
-	return (int)(entry >> 63);
-}
 
 /* A child that reads slot 20 of @p (trapped) and sends what it saw. */
 static pid_t trapped_reader_child(unsigned char *p, int out)
@@ -754,7 +753,7 @@ TEST_F(pop, resolve_with_populate_maps_the_waiting_process_too)
 	/* The handler's own mapping goes: only the child's remains. */
 	ASSERT_EQ(0, munmap(self->p, SLOTS * PAGE));
 	self->p = NULL;
-	ASSERT_EQ(0, child_present(pid, (void *)(uintptr_t)ev.address));
+	ASSERT_EQ(0, present_in(pid, (void *)(uintptr_t)ev.address));
 	mapped = populated(self->fd);
 	ASSERT_EQ(0, upage_resolve(self->fd, 20, 1, UPAGE_RESOLVE_COPY,
 				   UPAGE_RESOLVE_LIFT | UPAGE_RESOLVE_POPULATE,
