@@ -596,10 +596,14 @@ enum upage_track_op {
  *
  * Eviction, page-in, pinning and protection changes are not writes. Writes
  * to a MAP_PRIVATE mapping change the process's own copy, not the frame,
- * and are not recorded. Only the first access after arming costs a
- * fault: arming unmaps the slot's page (and its aliases') in every
- * mapping, and a read maps it back read-only. No mprotect(), madvise() or
- * other mapping of the space hides a write from tracking.
+ * and are not recorded. Arming unmaps the slot's page (and its aliases')
+ * in every mapping, so the first access after it faults, and a read maps
+ * it back read-only; a slot whose page is resident and at that slot
+ * alone, RW and untrapped, in a space never mapped privately or
+ * read-only, is re-armed after a report by cleaning its PTEs' dirty bits
+ * instead, so a page re-written every round takes no fault. No
+ * mprotect(), madvise() or other mapping of the space hides a write from
+ * tracking.
  */
 struct upage_track {
 	__u32 size;
