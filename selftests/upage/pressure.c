@@ -17,6 +17,8 @@
 #define SLOTS 8192		/* 32 MiB */
 #define CHUNK (4UL << 20)
 #define FLOOR_KB (24UL << 10)	/* the hog stops above this MemFree + SwapFree */
+/* Below this, the hog pauses after each chunk (see hog()). */
+#define SLOW_KB (4 * FLOOR_KB)
 
 /* Free memory and free swap: what the hog may still take. */
 static unsigned long mem_left_kb(void)
@@ -63,6 +65,7 @@ static void hog(int fd, uint64_t enough)
 {
 	struct upage_stats st;
 	size_t total = 0;
+	unsigned long left;
 
 	/* If the OOM killer must choose, it chooses the hog. */
 	int adj = open("/proc/self/oom_score_adj", O_WRONLY);
@@ -86,8 +89,16 @@ static void hog(int fd, uint64_t enough)
 			_exit(2);
 		if (st.out_shrinker_evictions + st.out_reclaims >= enough)
 			_exit(0);
-		if (mem_left_kb() < FLOOR_KB)
+		left = mem_left_kb();
+		if (left < FLOOR_KB)
 			_exit(1);
+		/*
+		 * Near the floor, give reclaim time: the shrinker evicts a
+		 * frame on its second pass over it, and on the debug kernel a
+		 * hog at full speed reached the OOM killer before that once.
+		 */
+		if (left < SLOW_KB)
+			usleep(50 * 1000);
 	}
 }
 
