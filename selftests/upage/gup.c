@@ -15,7 +15,6 @@
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <linux/io_uring.h>
-#include <linux/loop.h>
 
 #include "upage_utils.h"
 
@@ -253,47 +252,6 @@ FIXTURE(odirect) {
 	char dev[32];
 };
 
-/* Attach @backing to a free loop device; 0 or -errno. */
-static int loop_attach(int backing, char *dev, size_t devlen, int *loop)
-{
-	struct loop_config cfg = { .fd = backing };
-	int ctl, n, i, fd = -1;
-
-	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (ctl < 0)
-		return -errno;
-	for (i = 0; i < 10; i++) {
-		n = ioctl(ctl, LOOP_CTL_GET_FREE);
-		if (n < 0) {
-			n = -errno;
-			close(ctl);
-			return n;
-		}
-		snprintf(dev, devlen, "/dev/loop%d", n);
-		/* devtmpfs may create the node a moment later */
-		for (int t = 0; t < 100 && fd < 0; t++) {
-			fd = open(dev, O_RDWR | O_CLOEXEC);
-			if (fd < 0)
-				usleep(10000);
-		}
-		if (fd < 0)
-			break;
-		if (!ioctl(fd, LOOP_CONFIGURE, &cfg))
-			break;
-		if ((errno == EINVAL || errno == ENOTTY) &&
-		    !ioctl(fd, LOOP_SET_FD, backing))
-			break;
-		/* EBUSY: someone took it first */
-		close(fd);
-		fd = -1;
-	}
-	close(ctl);
-	if (fd < 0)
-		return -EBUSY;
-	*loop = fd;
-	return 0;
-}
-
 FIXTURE_SETUP(odirect)
 {
 	uint64_t blk;
@@ -313,7 +271,7 @@ FIXTURE_SETUP(odirect)
 		fill_page(page, 1000 + blk);
 		ASSERT_EQ(PAGE, pwrite(self->backing, page, PAGE, blk * PAGE));
 	}
-	ret = loop_attach(self->backing, self->dev, sizeof(self->dev), &self->loop);
+	ret = upage_loop_attach(self->backing, self->dev, sizeof(self->dev), &self->loop);
 	ASSERT_EQ(0, ret) {
 		TH_LOG("loop attach: %s", strerror(-ret));
 	}

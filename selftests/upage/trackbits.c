@@ -8,7 +8,6 @@
  * a write by the kernel (read(2), process_vm_writev, O_DIRECT), eviction,
  * lazy free, an alias, a private mapping that stops the kernel's walk.
  */
-#include <linux/loop.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/prctl.h>
@@ -659,46 +658,6 @@ TEST_F(bits, process_vm_writev_into_page_is_reported)
 	}
 }
 
-/* Attach @backing to a free loop device; 0 or -errno. */
-static int loop_attach(int backing, char *dev, size_t devlen, int *loop)
-{
-	struct loop_config cfg = { .fd = backing };
-	int ctl, n, i, t, fd = -1;
-
-	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-	if (ctl < 0)
-		return -errno;
-	for (i = 0; i < 10; i++) {
-		n = ioctl(ctl, LOOP_CTL_GET_FREE);
-		if (n < 0) {
-			n = -errno;
-			close(ctl);
-			return n;
-		}
-		snprintf(dev, devlen, "/dev/loop%d", n);
-		/* devtmpfs may create the node a moment later */
-		for (t = 0; t < 100 && fd < 0; t++) {
-			fd = open(dev, O_RDWR | O_CLOEXEC);
-			if (fd < 0)
-				usleep(10000);
-		}
-		if (fd < 0)
-			break;
-		if (!ioctl(fd, LOOP_CONFIGURE, &cfg))
-			break;
-		if ((errno == EINVAL || errno == ENOTTY) &&
-		    !ioctl(fd, LOOP_SET_FD, backing))
-			break;
-		close(fd);
-		fd = -1;
-	}
-	close(ctl);
-	if (fd < 0)
-		return -EBUSY;
-	*loop = fd;
-	return 0;
-}
-
 /*
  * An O_DIRECT read into a tracked page (a loop device over a file in
  * /tmp: the guest's tmpfs has no direct I/O of its own that pins pages).
@@ -716,7 +675,7 @@ TEST_F(bits, odirect_read_into_page_is_reported)
 		memset(blk, 0xd0 + round, sizeof(blk));
 		ASSERT_EQ(PAGE, pwrite(backing, blk, PAGE, round * PAGE));
 	}
-	ret = loop_attach(backing, dev, sizeof(dev), &loop);
+	ret = upage_loop_attach(backing, dev, sizeof(dev), &loop);
 	if (ret) {
 		close(backing);
 		SKIP(return, "no loop device for O_DIRECT: %s", strerror(-ret));

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/loop.h>
 #include <sys/mman.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
@@ -375,6 +376,51 @@ static inline int upage_nr_vmas(void)
 		lines += c == '\n';
 	fclose(f);
 	return lines;
+}
+
+/*
+ * Attach @backing to a free loop device (for O_DIRECT through a real block
+ * device); its path in @dev, its open fd in *@loop; 0 or -errno.
+ */
+static inline int upage_loop_attach(int backing, char *dev, size_t devlen,
+				    int *loop)
+{
+	struct loop_config cfg = { .fd = backing };
+	int ctl, n, i, fd = -1;
+
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return -errno;
+	for (i = 0; i < 10; i++) {
+		n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0) {
+			n = -errno;
+			close(ctl);
+			return n;
+		}
+		snprintf(dev, devlen, "/dev/loop%d", n);
+		/* devtmpfs may create the node a moment later */
+		for (int t = 0; t < 100 && fd < 0; t++) {
+			fd = open(dev, O_RDWR | O_CLOEXEC);
+			if (fd < 0)
+				usleep(10000);
+		}
+		if (fd < 0)
+			break;
+		if (!ioctl(fd, LOOP_CONFIGURE, &cfg))
+			break;
+		if ((errno == EINVAL || errno == ENOTTY) &&
+		    !ioctl(fd, LOOP_SET_FD, backing))
+			break;
+		/* EBUSY: someone took it first */
+		close(fd);
+		fd = -1;
+	}
+	close(ctl);
+	if (fd < 0)
+		return -EBUSY;
+	*loop = fd;
+	return 0;
 }
 
 #endif /* UPAGE_UTILS_H */
