@@ -37,6 +37,19 @@
  * the table (apply or rollback) with the frames involved locked, so no PTE
  * outlives the table state it was made from.
  *
+ * Fills beside a batch. A fault that finds a hole fills it under
+ * space->lock, so an edit would make every such fault in the space wait
+ * for its whole batch (a buffer manager's page-in waited 1-3 ms for the
+ * other thread's batch of 64 discards). A batch of at most
+ * UPAGE_EDIT_BESIDE_OPS ops publishes them (space->edit_ops, under
+ * table_lock) once they are checked and until it ends, and a fault may
+ * fill a hole that no op's range holds under table_lock alone
+ * (space.c). The batch reads and writes only the slots of its ranges
+ * (the unmap reads its gaps' frame pointers, see there), and the frame
+ * counters a fill changes are kept under table_lock, so the fill is as if
+ * it came before the batch or after it. Longer batches do not publish:
+ * the look at the ops is made under a spinlock by every such fault.
+ *
  * The core can still hold a page reference for a moment around our fault
  * handlers, so a busy batch is retried a few times before -EBUSY is
  * returned. Long batches yield the CPU every UPAGE_EDIT_RESCHED slots and
@@ -75,6 +88,8 @@
 #define UPAGE_EDIT_GAP_SCAN	256
 /* Slots a batch edits between two looks at the scheduler and signals. */
 #define UPAGE_EDIT_RESCHED	1024
+/* The longest batch beside which faults fill holes (above). */
+#define UPAGE_EDIT_BESIDE_OPS	256
 
 struct upage_undo {
 	pgoff_t idx;
@@ -140,6 +155,51 @@ static int upage_edit_step(struct upage_edit_ctx *ctx)
 static bool upage_ranges_overlap(u64 a, u64 b, u64 n)
 {
 	return a < b + n && b < a + n;
+}
+
+static bool upage_edit_two_ranges(const struct upage_edit_op *op)
+{
+	return op->op == UPAGE_OP_ALIAS || op->op == UPAGE_OP_ALIAS_COW ||
+	       op->op == UPAGE_OP_MOVE || op->op == UPAGE_OP_SWAP;
+}
+
+/* Whether slot @idx lies in a range of the checked @ops[0..count-1]. */
+bool upage_edit_reaches(const struct upage_edit_op *ops, u32 count,
+			pgoff_t idx)
+{
+	u32 i;
+
+	for (i = 0; i < count; i++) {
+		if (idx >= ops[i].dst && idx - ops[i].dst < ops[i].n)
+			return true;
+		if (upage_edit_two_ranges(&ops[i]) && idx >= ops[i].src &&
+		    idx - ops[i].src < ops[i].n)
+			return true;
+	}
+	return false;
+}
+
+/* Let faults fill the holes @ops do not reach, until the batch ends. */
+static void upage_edit_publish(struct upage_space *space,
+			       const struct upage_edit_op *ops, u32 count)
+{
+	lockdep_assert_held(&space->lock);
+	if (count > UPAGE_EDIT_BESIDE_OPS)
+		return;
+	spin_lock(&space->table_lock);
+	space->edit_ops = ops;
+	space->edit_nr_ops = count;
+	spin_unlock(&space->table_lock);
+}
+
+static void upage_edit_withdraw(struct upage_space *space)
+{
+	if (!space->edit_ops)
+		return;
+	spin_lock(&space->table_lock);
+	space->edit_ops = NULL;
+	space->edit_nr_ops = 0;
+	spin_unlock(&space->table_lock);
 }
 
 /* Phase 1: is @op valid on the space as it is? */
@@ -495,8 +555,11 @@ static int upage_cmp_pgoff(const void *a, const void *b)
  * Only if those hold at most upage_unmap_gap_frames frames: a slot with
  * no frame cannot be mapped (a hole fills on its first fault), so with the
  * default of 0 a merge costs no refault and saves an unmap call (a walk of
- * the mapping's VMAs and a TLB flush per VMA). space->lock keeps holes
- * holes; the frame pointers are only tested, never followed. A gap longer
+ * the mapping's VMAs and a TLB flush per VMA). A fault beside the batch
+ * may fill a hole of a gap meanwhile (above): then the unmap may take
+ * its new PTE too, which costs a refault and nothing else (the frame
+ * stays in the table). The frame pointers are only tested, never
+ * followed. A gap longer
  * than UPAGE_EDIT_GAP_SCAN slots is not looked at (not joined): scanning
  * the holes between pairs scattered over a 1 GiB space made a swap batch
  * cost 4 times as much per page as in 1 MiB.
@@ -735,6 +798,7 @@ static int upage_edit_try(struct upage_edit_ctx *ctx,
 			return ret;
 		}
 	}
+	upage_edit_publish(space, ops, count);
 	for (i = 0; i < count; i++) {
 		ctx->op_index = i;
 		ret = upage_edit_one(ctx, &ops[i]);
@@ -751,12 +815,14 @@ static int upage_edit_try(struct upage_edit_ctx *ctx,
 	if (ret)
 		goto out_rollback;
 	upage_edit_commit(ctx);
+	upage_edit_withdraw(space);
 	atomic64_add(count, &space->stats.edits);
 	atomic64_inc(&space->stats.batches);
 	return 0;
 
 out_rollback:
 	upage_edit_rollback(ctx);
+	upage_edit_withdraw(space);
 	return ret;
 }
 

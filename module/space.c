@@ -285,12 +285,9 @@ void upage_frame_unused(struct upage_frame *frame)
 	kmem_cache_free(upage_frame_cache, frame);
 }
 
-/* Make @frame a frame of @space holding @page; under space->lock. */
-struct upage_frame *upage_frame_init(struct upage_space *space,
-				     struct upage_frame *frame,
-				     struct page *page)
+/* A new frame's fields, before it is counted (upage_frame_count()). */
+static void upage_frame_prepare(struct upage_frame *frame, struct page *page)
 {
-	lockdep_assert_held(&space->lock);
 	frame->page = page;
 	frame->nr_slots = 0;
 	frame->parked = 0;
@@ -310,9 +307,31 @@ struct upage_frame *upage_frame_init(struct upage_space *space,
 	frame->out_seq = 0;
 	frame->store_off = -1;
 	frame->written = 0;
+}
+
+/*
+ * Give @frame its id and count it. Under table_lock: a fill beside an
+ * edit (upage_space_fill_beside()) counts without space->lock.
+ */
+static void upage_frame_count(struct upage_space *space,
+			      struct upage_frame *frame)
+{
+	lockdep_assert_held(&space->table_lock);
 	frame->id = ++space->next_frame_id;
 	space->nr_frames++;
 	space->nr_resident++;
+}
+
+/* Make @frame a frame of @space holding @page; under space->lock. */
+struct upage_frame *upage_frame_init(struct upage_space *space,
+				     struct upage_frame *frame,
+				     struct page *page)
+{
+	lockdep_assert_held(&space->lock);
+	upage_frame_prepare(frame, page);
+	spin_lock(&space->table_lock);
+	upage_frame_count(space, frame);
+	spin_unlock(&space->table_lock);
 	return frame;
 }
 
@@ -347,16 +366,16 @@ void upage_frame_set_page(struct upage_space *space,
 		space->nr_lazy--;
 	}
 	frame->page = page;
+	if (page)
+		space->nr_resident++;
+	else
+		space->nr_resident--;
 	spin_unlock(&space->table_lock);
 	frame->dirty = false;
 	/* A page-in has no PTE yet: its next arm decides (track.c). */
 	frame->dbit = false;
-	if (page) {
-		space->nr_resident++;
-	} else {
-		space->nr_resident--;
+	if (!page)
 		frame->out_seq++;
-	}
 }
 
 /* One more slot points at @frame. */
@@ -377,18 +396,20 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 		return;
 	if (--frame->nr_slots)
 		return;
+	spin_lock(&space->table_lock);
 	if (frame->page) {
 		if (frame->lazy) {
-			spin_lock(&space->table_lock);
 			frame->lazy = false;
 			space->nr_lazy--;
-			spin_unlock(&space->table_lock);
 		}
-		upage_free_frame_page(space, frame->page);
-		frame->page = NULL;
 		space->nr_resident--;
 	}
 	space->nr_frames--;
+	spin_unlock(&space->table_lock);
+	if (frame->page) {
+		upage_free_frame_page(space, frame->page);
+		frame->page = NULL;
+	}
 	/* Being written to the store: the writer frees it (backing.c). */
 	if (frame->wb_page) {
 		frame->dead = true;
@@ -935,17 +956,55 @@ int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
 }
 
 /*
+ * Fill the hole at @idx while an edit holds space->lock, if the edit's ops
+ * reach neither @idx nor anything a fill changes (edit.c, "Fills beside a
+ * batch"): true if done (filled, or no hole any more), false if the
+ * caller must wait for space->lock. The edit publishes its ops under
+ * table_lock after its checks and withdraws them before it unlocks, so
+ * while they are seen here the edit holds space->lock and no other holder
+ * can. The frame counters a fill changes are kept under table_lock.
+ */
+static bool upage_space_fill_beside(struct upage_space *space, pgoff_t idx,
+				    struct page **page,
+				    struct upage_frame **spare)
+{
+	struct upage_frame *frame = *spare;
+	bool done = false;
+
+	/* Private until it is in the table. */
+	upage_frame_prepare(frame, *page);
+	spin_lock(&space->table_lock);
+	if (!space->edit_ops ||
+	    upage_edit_reaches(space->edit_ops, space->edit_nr_ops, idx))
+		goto out;
+	done = true;
+	/* Filled meanwhile by another fault beside the same edit. */
+	if (idx >= space->nr_pages || space->slots[idx].frame)
+		goto out;
+	upage_frame_count(space, frame);
+	upage_frame_get(frame);
+	space->slots[idx].frame = frame;
+	*spare = NULL;
+	*page = NULL;
+	atomic64_inc(&space->stats.zero_fills);
+out:
+	spin_unlock(&space->table_lock);
+	return done;
+}
+
+/*
  * For the fault path: the page and the frame are allocated before
  * space->lock is taken, so that the reclaim their charges may run can
  * page out this space too (the shrinker only trylocks it; a charge under
  * the lock could only fail, and the fault would retry for ever in a full
- * cgroup). -EINTR on a fatal signal while waiting for the lock.
+ * cgroup). -EINTR on a fatal signal while waiting for the lock. A fill
+ * need not wait for an edit that does not reach its slot (above).
  */
 int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
 {
 	struct upage_frame *spare;
 	struct page *page;
-	int ret;
+	int ret = 0;
 
 	spare = upage_frame_alloc();
 	if (!spare)
@@ -955,9 +1014,13 @@ int upage_space_fill_hole(struct upage_space *space, pgoff_t idx)
 		upage_frame_unused(spare);
 		return PTR_ERR(page);
 	}
-	if (mutex_lock_killable(&space->lock)) {
-		ret = -EINTR;
-		goto out_free;
+	if (!mutex_trylock(&space->lock)) {
+		if (upage_space_fill_beside(space, idx, &page, &spare))
+			goto out_free;
+		if (mutex_lock_killable(&space->lock)) {
+			ret = -EINTR;
+			goto out_free;
+		}
 	}
 	ret = upage_space_fill_hole_with(space, idx, &page, &spare);
 	mutex_unlock(&space->lock);

@@ -112,9 +112,14 @@ struct upage_counters {
  * A space, one per open() of /dev/upage.
  *
  * @lock (mutex) serialises every change of the table: edits, resize, the
- * filling of holes and copy-on-write breaks, and protects @nr_frames and
- * @next_frame_id. It is never held across copy_{from,to}_user, since a user
- * buffer may lie in this space's own mapping, whose fault takes it.
+ * filling of holes and copy-on-write breaks. The one exception is a hole
+ * filled by a fault beside an edit whose ops do not reach it (edit.c,
+ * "Fills beside a batch"): @edit_ops and @edit_nr_ops, the ops of the
+ * edit that holds @lock, are set and cleared by it under @table_lock, and
+ * @nr_frames, @next_frame_id and @nr_resident change under @table_lock
+ * (and @lock, but for such a fill). @lock is never held across
+ * copy_{from,to}_user, since a user buffer may lie in this space's own
+ * mapping, whose fault takes it.
  *
  * @table_lock (spinlock) protects @slots, @nr_pages and @capacity for
  * readers that cannot take @lock: the fault path, which holds a page lock
@@ -138,7 +143,7 @@ struct upage_counters {
  * found a claimed frame sleep on @claim_wq until it moves.
  *
  * For the shrinker (reclaim.c): @nr_resident (frames with a page) changes
- * under @lock, @nr_lazy (resident lazy frames) under @table_lock; both are
+ * as said above, @nr_lazy (resident lazy frames) under @table_lock; both are
  * read without locks. @reclaim (UPAGE_STORE_RECLAIM), @scan_next and
  * @lazy_next (where the reclaim work and the shrinker go on) are protected
  * by @lock; @node (on reclaim.c's list_lru) by the list's lock;
@@ -174,6 +179,8 @@ struct upage_space {
 	struct ida store_ida;
 	unsigned long nr_io;
 	unsigned long edit_seq;
+	const struct upage_edit_op *edit_ops;	/* the edit holding @lock */
+	u32 edit_nr_ops;
 	struct list_head punch_list;
 	struct work_struct punch_work;
 	struct mutex punch_lock;	/* the punch work and store changes (above) */
@@ -404,6 +411,8 @@ int upage_addr_to_slot(struct upage_space *space, unsigned long addr,
 /* edit.c */
 int upage_edit_apply(struct upage_space *space, struct upage_edit_op *ops,
 		     u32 count, u32 flags, u32 *error_index);
+bool upage_edit_reaches(const struct upage_edit_op *ops, u32 count,
+			pgoff_t idx);
 
 /* populate.c */
 unsigned long upage_populate_slots(struct upage_space *space,

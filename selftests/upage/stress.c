@@ -9,6 +9,7 @@
  * sequence stayed even must match the model; any read at all must show a
  * valid stamp, else a stale PTE or a freed page was seen.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -526,6 +527,218 @@ TEST_F_TIMEOUT(stress, reads_and_writes_match_model_under_batches, 120)
 	for (i = ACTIVE; i < SLOTS; i++)
 		EXPECT_EQ(0, info[i].frame_id);
 	free(ed);
+}
+
+/*
+ * Fills beside a batch (edit.c): a fault may fill a hole that the batch in
+ * flight does not reach without waiting for it. An editor thread keeps
+ * applying batches of 64 random ops to the first BESIDE_EDITED slots
+ * while this process and a forked child fill the holes of the rest: the
+ * parent by writing the first word of each page, the child by read(2)
+ * into the second (the kernel's own fault), both in the same order, so
+ * that they often meet at one hole. Every round checks every page, then
+ * discards them all again. At the end the frame count, the resident
+ * count and the frame ids must agree with the table: a fill that raced a
+ * batch's frame bookkeeping, or two fills of one hole, would show there.
+ */
+#define BESIDE_EDITED	512
+#define BESIDE_FILLED	512
+#define BESIDE_SLOTS	(BESIDE_EDITED + BESIDE_FILLED)
+#define BESIDE_ROUNDS	30
+
+struct beside {
+	pthread_barrier_t bar;		/* process-shared: parent and child */
+	atomic_int stop;
+	_Atomic uint64_t batches;
+	int edit_err;
+	int fd;
+};
+
+static uint64_t beside_stamp(int slot, int round, int who)
+{
+	return 0x4245534944450000ULL ^ ((uint64_t)who << 40) ^
+	       ((uint64_t)round << 20) ^ (uint64_t)slot;
+}
+
+static void *beside_editor(void *arg)
+{
+	static const uint32_t kinds[] = {
+		UPAGE_OP_DISCARD, UPAGE_OP_ALIAS, UPAGE_OP_ALIAS_COW,
+		UPAGE_OP_MOVE, UPAGE_OP_SWAP, UPAGE_OP_PROTECT,
+	};
+	static const uint32_t prots[] = {
+		UPAGE_PROT_NONE, UPAGE_PROT_READ, UPAGE_PROT_RW,
+	};
+	struct beside *b = arg;
+	struct upage_edit_op ops[64];
+	unsigned int seed = 4242;
+
+	while (!atomic_load(&b->stop)) {
+		for (int i = 0; i < 64; i++) {
+			uint32_t kind = kinds[rand_r(&seed) % 6];
+			uint64_t n = 1 + rand_r(&seed) % 4;
+			uint64_t dst = rand_r(&seed) % (BESIDE_EDITED / 2 - n);
+			uint64_t src = BESIDE_EDITED / 2 +
+				       rand_r(&seed) % (BESIDE_EDITED / 2 - n);
+
+			if (rand_r(&seed) % 2) {
+				uint64_t t = dst;
+
+				dst = src;
+				src = t;
+			}
+			ops[i] = (struct upage_edit_op){
+				.op = kind, .dst = dst, .n = n,
+			};
+			if (kind == UPAGE_OP_PROTECT)
+				ops[i].prot = prots[rand_r(&seed) % 3];
+			else if (kind != UPAGE_OP_DISCARD)
+				ops[i].src = src;
+		}
+		b->edit_err = _upage_edit(b->fd, ops, 64, NULL);
+		if (b->edit_err)
+			break;
+		atomic_fetch_add(&b->batches, 1);
+	}
+	return NULL;
+}
+
+/* The child's side: read(2) its stamp into each page's second word. */
+static int beside_child(struct beside *b, char *map, int memfd)
+{
+	for (int r = 0; r < BESIDE_ROUNDS; r++) {
+		pthread_barrier_wait(&b->bar);
+		for (int s = BESIDE_EDITED; s < BESIDE_SLOTS; s++) {
+			uint64_t v = beside_stamp(s, r, 2);
+
+			if (pwrite(memfd, &v, sizeof(v), 0) != sizeof(v) ||
+			    pread(memfd, map + (size_t)s * PAGE + 8, sizeof(v),
+				  0) != sizeof(v))
+				return 1;
+		}
+		pthread_barrier_wait(&b->bar);
+		/* the parent checks and discards */
+		pthread_barrier_wait(&b->bar);
+	}
+	return 0;
+}
+
+FIXTURE(beside) {};
+FIXTURE_SETUP(beside) {}
+FIXTURE_TEARDOWN(beside) {}
+
+TEST_F_TIMEOUT(beside, holes_filled_beside_batches_keep_frames_and_counts,
+	       240)
+{
+	struct upage_slot_info *info;
+	pthread_barrierattr_t attr;
+	struct upage_stats st = { .size = sizeof(st) };
+	struct upage_edit_op drop = {
+		.op = UPAGE_OP_DISCARD, .dst = BESIDE_EDITED, .n = BESIDE_FILLED,
+	};
+	uint64_t *ids, distinct = 0, resident = 0;
+	pthread_t editor;
+	struct beside *b;
+	int fd, memfd, status, bad = 0, r, s;
+	char line[128], path[64];
+	char *map;
+	FILE *f;
+	pid_t child;
+
+	upage_open_or_skip(fd);
+	upage_resize_ok(fd, BESIDE_SLOTS);
+	map = upage_map(fd, 0, BESIDE_SLOTS, MAP_SHARED);
+	ASSERT_NE(NULL, map);
+	memfd = memfd_create("beside", MFD_CLOEXEC);
+	ASSERT_LE(0, memfd);
+	b = mmap(NULL, sizeof(*b), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, b);
+	b->fd = fd;
+	pthread_barrierattr_init(&attr);
+	pthread_barrierattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	ASSERT_EQ(0, pthread_barrier_init(&b->bar, &attr, 2));
+	/* Frames in the editor's part, so that its ops move real pages. */
+	for (s = 0; s < BESIDE_EDITED; s += 2)
+		map[(size_t)s * PAGE] = 1;
+
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(beside_child(b, map, memfd));
+	}
+	ASSERT_EQ(0, pthread_create(&editor, NULL, beside_editor, b));
+	for (r = 0; r < BESIDE_ROUNDS; r++) {
+		pthread_barrier_wait(&b->bar);
+		for (s = BESIDE_EDITED; s < BESIDE_SLOTS; s++)
+			*(volatile uint64_t *)(map + (size_t)s * PAGE) =
+				beside_stamp(s, r, 1);
+		pthread_barrier_wait(&b->bar);
+		for (s = BESIDE_EDITED; s < BESIDE_SLOTS; s++) {
+			volatile uint64_t *w = (void *)(map + (size_t)s * PAGE);
+
+			if (w[0] != beside_stamp(s, r, 1) ||
+			    w[1] != beside_stamp(s, r, 2) || w[2] ||
+			    w[PAGE / 8 - 1]) {
+				if (!bad++)
+					TH_LOG("round %d slot %d: %#llx %#llx %#llx",
+					       r, s, (unsigned long long)w[0],
+					       (unsigned long long)w[1],
+					       (unsigned long long)w[2]);
+			}
+		}
+		if (r + 1 < BESIDE_ROUNDS)
+			EXPECT_EQ(0, _upage_edit(fd, &drop, 1, NULL));
+		pthread_barrier_wait(&b->bar);
+	}
+	atomic_store(&b->stop, 1);
+	pthread_join(editor, NULL);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_EQ(0, b->edit_err);
+	EXPECT_EQ(0, bad);
+	TH_LOG("%llu batches of 64 ops beside %d rounds of %d fills",
+	       (unsigned long long)b->batches, BESIDE_ROUNDS, BESIDE_FILLED);
+	EXPECT_LT(BESIDE_ROUNDS, b->batches);
+
+	/* Nothing runs now: the counts must match the table. */
+	info = calloc(BESIDE_SLOTS, sizeof(*info));
+	ids = calloc(BESIDE_SLOTS, sizeof(*ids));
+	ASSERT_NE(NULL, info);
+	ASSERT_NE(NULL, ids);
+	ASSERT_EQ(0, upage_query(fd, 0, BESIDE_SLOTS, info));
+	for (s = 0; s < BESIDE_SLOTS; s++) {
+		int seen = 0;
+
+		if (!info[s].frame_id)
+			continue;
+		for (uint64_t k = 0; k < distinct; k++)
+			seen |= ids[k] == info[s].frame_id;
+		if (!seen)
+			ids[distinct++] = info[s].frame_id;
+		/* the filled part: one frame per slot, none shared */
+		if (s >= BESIDE_EDITED) {
+			EXPECT_EQ(1, info[s].nr_aliases);
+			EXPECT_FALSE(seen);
+		}
+	}
+	ASSERT_EQ(0, upage_stats(fd, &st));
+	EXPECT_EQ(distinct, st.out_frames);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "upage_resident: %" SCNu64, &resident);
+	fclose(f);
+	EXPECT_EQ(distinct, resident);
+	free(info);
+	free(ids);
+	pthread_barrier_destroy(&b->bar);
+	munmap(b, sizeof(*b));
+	munmap(map, (size_t)BESIDE_SLOTS * PAGE);
+	close(memfd);
+	close(fd);
 }
 
 TEST_HARNESS_MAIN
