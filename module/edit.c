@@ -46,8 +46,8 @@
  * fill a hole that no op's range holds under table_lock alone
  * (space.c). The batch reads and writes only the slots of its ranges
  * (the unmap reads its gaps' frame pointers, see there), and the frame
- * counters a fill changes are kept under table_lock, so the fill is as if
- * it came before the batch or after it. Longer batches do not publish:
+ * counters a fill changes are atomic, so the fill is as if it came before
+ * the batch or after it. Longer batches do not publish:
  * the look at the ops is made under a spinlock by every such fault.
  *
  * The core can still hold a page reference for a moment around our fault

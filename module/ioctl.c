@@ -211,7 +211,7 @@ static int upage_ioctl_stats(struct upage_ucmd *ucmd)
 		return -EOPNOTSUPP;
 	mutex_lock(&space->lock);
 	cmd->out_pages = space->nr_pages;
-	cmd->out_frames = space->nr_frames;
+	cmd->out_frames = atomic_long_read(&space->nr_frames);
 	mutex_unlock(&space->lock);
 	cmd->out_faults = atomic64_read(&space->stats.faults);
 	cmd->out_zero_fills = atomic64_read(&space->stats.zero_fills);

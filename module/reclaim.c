@@ -370,7 +370,7 @@ static void upage_reclaim_work(struct work_struct *work)
 static unsigned long upage_space_reclaimable(struct upage_space *space)
 {
 	unsigned long count = READ_ONCE(space->nr_lazy);
-	unsigned long resident = READ_ONCE(space->nr_resident);
+	unsigned long resident = atomic_long_read(&space->nr_resident);
 
 	if (upage_space_reclaims(space))
 		count += resident - min(resident, READ_ONCE(space->nr_pinned) +

@@ -310,16 +310,15 @@ static void upage_frame_prepare(struct upage_frame *frame, struct page *page)
 }
 
 /*
- * Give @frame its id and count it. Under table_lock: a fill beside an
- * edit (upage_space_fill_beside()) counts without space->lock.
+ * Give @frame its id and count it. Atomics: a fill beside an edit
+ * (upage_space_fill_beside()) counts without space->lock.
  */
 static void upage_frame_count(struct upage_space *space,
 			      struct upage_frame *frame)
 {
-	lockdep_assert_held(&space->table_lock);
-	frame->id = ++space->next_frame_id;
-	space->nr_frames++;
-	space->nr_resident++;
+	frame->id = atomic64_inc_return(&space->next_frame_id);
+	atomic_long_inc(&space->nr_frames);
+	atomic_long_inc(&space->nr_resident);
 }
 
 /* Make @frame a frame of @space holding @page; under space->lock. */
@@ -329,9 +328,7 @@ struct upage_frame *upage_frame_init(struct upage_space *space,
 {
 	lockdep_assert_held(&space->lock);
 	upage_frame_prepare(frame, page);
-	spin_lock(&space->table_lock);
 	upage_frame_count(space, frame);
-	spin_unlock(&space->table_lock);
 	return frame;
 }
 
@@ -366,16 +363,16 @@ void upage_frame_set_page(struct upage_space *space,
 		space->nr_lazy--;
 	}
 	frame->page = page;
-	if (page)
-		space->nr_resident++;
-	else
-		space->nr_resident--;
 	spin_unlock(&space->table_lock);
 	frame->dirty = false;
 	/* A page-in has no PTE yet: its next arm decides (track.c). */
 	frame->dbit = false;
-	if (!page)
+	if (page) {
+		atomic_long_inc(&space->nr_resident);
+	} else {
+		atomic_long_dec(&space->nr_resident);
 		frame->out_seq++;
+	}
 }
 
 /* One more slot points at @frame. */
@@ -396,20 +393,18 @@ void upage_frame_put(struct upage_space *space, struct upage_frame *frame)
 		return;
 	if (--frame->nr_slots)
 		return;
-	spin_lock(&space->table_lock);
 	if (frame->page) {
 		if (frame->lazy) {
+			spin_lock(&space->table_lock);
 			frame->lazy = false;
 			space->nr_lazy--;
+			spin_unlock(&space->table_lock);
 		}
-		space->nr_resident--;
-	}
-	space->nr_frames--;
-	spin_unlock(&space->table_lock);
-	if (frame->page) {
 		upage_free_frame_page(space, frame->page);
 		frame->page = NULL;
+		atomic_long_dec(&space->nr_resident);
 	}
+	atomic_long_dec(&space->nr_frames);
 	/* Being written to the store: the writer frees it (backing.c). */
 	if (frame->wb_page) {
 		frame->dead = true;
@@ -962,7 +957,7 @@ int upage_space_fill_hole_locked(struct upage_space *space, pgoff_t idx)
  * caller must wait for space->lock. The edit publishes its ops under
  * table_lock after its checks and withdraws them before it unlocks, so
  * while they are seen here the edit holds space->lock and no other holder
- * can. The frame counters a fill changes are kept under table_lock.
+ * can. The frame counters a fill changes are atomic.
  */
 static bool upage_space_fill_beside(struct upage_space *space, pgoff_t idx,
 				    struct page **page,

@@ -116,8 +116,8 @@ struct upage_counters {
  * filled by a fault beside an edit whose ops do not reach it (edit.c,
  * "Fills beside a batch"): @edit_ops and @edit_nr_ops, the ops of the
  * edit that holds @lock, are set and cleared by it under @table_lock, and
- * @nr_frames, @next_frame_id and @nr_resident change under @table_lock
- * (and @lock, but for such a fill). @lock is never held across
+ * the counters such a fill changes (@nr_frames, @next_frame_id and
+ * @nr_resident) are atomic. @lock is never held across
  * copy_{from,to}_user, since a user buffer may lie in this space's own
  * mapping, whose fault takes it.
  *
@@ -142,8 +142,8 @@ struct upage_counters {
  * @claim_seq (under table_lock) counts the ends of claims; faults that
  * found a claimed frame sleep on @claim_wq until it moves.
  *
- * For the shrinker (reclaim.c): @nr_resident (frames with a page) changes
- * as said above, @nr_lazy (resident lazy frames) under @table_lock; both are
+ * For the shrinker (reclaim.c): @nr_resident (frames with a page) is
+ * atomic (above), @nr_lazy (resident lazy frames) under @table_lock; both are
  * read without locks. @reclaim (UPAGE_STORE_RECLAIM), @scan_next and
  * @lazy_next (where the reclaim work and the shrinker go on) are protected
  * by @lock; @node (on reclaim.c's list_lru) by the list's lock;
@@ -170,8 +170,8 @@ struct upage_space {
 	struct upage_slot *slots;
 	pgoff_t nr_pages;
 	pgoff_t capacity;
-	pgoff_t nr_frames;
-	u64 next_frame_id;
+	atomic_long_t nr_frames;
+	atomic64_t next_frame_id;
 	struct inode *inode;
 	struct file *store;
 	loff_t store_base;
@@ -189,7 +189,7 @@ struct upage_space {
 	unsigned long nr_pinned;
 	unsigned long claim_seq;
 	wait_queue_head_t claim_wq;
-	unsigned long nr_resident;
+	atomic_long_t nr_resident;
 	unsigned long nr_lazy;
 	bool reclaim;
 	pgoff_t scan_next;

@@ -137,7 +137,7 @@ static int upage_view_count(struct upage_space *space,
 	/* Writes still in dirty bits count, as UPAGE_QUERY's (track.c). */
 	upage_track_harvest(space, 0, space->nr_pages);
 	c->slots = space->nr_pages;
-	c->resident = space->nr_resident;
+	c->resident = atomic_long_read(&space->nr_resident);
 	for (first = 0; first < space->nr_pages; first = end) {
 		end = min_t(pgoff_t, space->nr_pages, first + UPAGE_VIEW_CHUNK);
 		spin_lock(&space->table_lock);
