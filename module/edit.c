@@ -157,10 +157,10 @@ static bool upage_ranges_overlap(u64 a, u64 b, u64 n)
 	return a < b + n && b < a + n;
 }
 
-static bool upage_edit_two_ranges(const struct upage_edit_op *op)
+/* Whether @op uses a source range (an op not known here: assume so). */
+static bool upage_edit_has_src(const struct upage_edit_op *op)
 {
-	return op->op == UPAGE_OP_ALIAS || op->op == UPAGE_OP_ALIAS_COW ||
-	       op->op == UPAGE_OP_MOVE || op->op == UPAGE_OP_SWAP;
+	return op->op != UPAGE_OP_DISCARD && op->op != UPAGE_OP_PROTECT;
 }
 
 /* Whether slot @idx lies in a range of the checked @ops[0..count-1]. */
@@ -172,7 +172,7 @@ bool upage_edit_reaches(const struct upage_edit_op *ops, u32 count,
 	for (i = 0; i < count; i++) {
 		if (idx >= ops[i].dst && idx - ops[i].dst < ops[i].n)
 			return true;
-		if (upage_edit_two_ranges(&ops[i]) && idx >= ops[i].src &&
+		if (upage_edit_has_src(&ops[i]) && idx >= ops[i].src &&
 		    idx - ops[i].src < ops[i].n)
 			return true;
 	}
@@ -575,7 +575,14 @@ static bool upage_edit_gap_is_cheap(struct upage_space *space, pgoff_t from,
 	if (to - from > UPAGE_EDIT_GAP_SCAN)
 		return false;
 	for (i = from; i < to; i++) {
-		if (READ_ONCE(space->slots[i].frame) && ++frames > allowed)
+		struct upage_slot *slot = &space->slots[i];
+
+		/*
+		 * A trapped hole may be filled beside the batch after its
+		 * trap was answered: taking that PTE would trap it again.
+		 */
+		if ((READ_ONCE(slot->frame) ||
+		     (slot->flags & UPAGE_SLOT_F_TRAPS)) && ++frames > allowed)
 			return false;
 	}
 	return true;
@@ -599,12 +606,15 @@ static unsigned long upage_edit_count_vmas(struct upage_space *space,
 
 /*
  * Walk the runs of the sorted changed slots idx[0..n-1], joined across
- * gaps that cannot be mapped, and unmap each (unless @count_only); returns
- * the number of runs.
+ * gaps that cannot be mapped, and unmap each in at most @max_calls calls
+ * (0: count only); returns the number of runs (or calls). A fault beside
+ * the batch may fill a gap between the count and the unmap, splitting a
+ * run: the last call allowed then unmaps the rest as one span, so the
+ * count bounds the work (UPAGE_EDIT_UNMAP_BUDGET).
  */
 static size_t upage_edit_unmap_runs(struct upage_space *space,
 				    const pgoff_t *idx, size_t n,
-				    bool count_only)
+				    size_t max_calls)
 {
 	size_t i, start = 0, calls = 0;
 
@@ -613,7 +623,12 @@ static size_t upage_edit_unmap_runs(struct upage_space *space,
 			      upage_edit_gap_is_cheap(space, idx[i - 1] + 1,
 						      idx[i])))
 			continue;
-		if (!count_only)
+		if (max_calls && calls + 1 == max_calls) {
+			upage_space_unmap(space, idx[start],
+					  idx[n - 1] - idx[start] + 1);
+			return max_calls;
+		}
+		if (max_calls)
 			upage_space_unmap(space, idx[start],
 					  idx[i - 1] - idx[start] + 1);
 		start = i;
@@ -638,7 +653,7 @@ static void upage_edit_unmap(struct upage_edit_ctx *ctx)
 	struct upage_space *space = ctx->space;
 	pgoff_t *idx = ctx->runs;
 	unsigned long nr_vmas;
-	size_t i, n = ctx->nr_undo;
+	size_t i, runs, n = ctx->nr_undo;
 
 	if (!n)
 		return;
@@ -647,13 +662,13 @@ static void upage_edit_unmap(struct upage_edit_ctx *ctx)
 	sort(idx, n, sizeof(*idx), upage_cmp_pgoff, NULL);
 
 	nr_vmas = upage_edit_count_vmas(space, UPAGE_EDIT_UNMAP_BUDGET + 1);
+	runs = upage_edit_unmap_runs(space, idx, n, 0);
 	if (nr_vmas > UPAGE_EDIT_UNMAP_BUDGET ||
-	    upage_edit_unmap_runs(space, idx, n, true) >
-	    UPAGE_EDIT_UNMAP_BUDGET / max(nr_vmas, 1UL)) {
+	    runs > UPAGE_EDIT_UNMAP_BUDGET / max(nr_vmas, 1UL)) {
 		upage_space_unmap(space, idx[0], idx[n - 1] - idx[0] + 1);
 		return;
 	}
-	upage_edit_unmap_runs(space, idx, n, false);
+	upage_edit_unmap_runs(space, idx, n, runs);
 }
 
 static bool upage_edit_was_taken(struct upage_frame *frame)

@@ -978,7 +978,8 @@ static bool upage_space_fill_beside(struct upage_space *space, pgoff_t idx,
 		goto out;
 	upage_frame_count(space, frame);
 	upage_frame_get(frame);
-	space->slots[idx].frame = frame;
+	/* The edit's unmap tests the pointers of its gaps (READ_ONCE). */
+	WRITE_ONCE(space->slots[idx].frame, frame);
 	*spare = NULL;
 	*page = NULL;
 	atomic64_inc(&space->stats.zero_fills);

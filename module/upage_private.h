@@ -79,7 +79,8 @@ struct upage_frame {
 
 /*
  * One slot of the table: protected by space->lock and space->table_lock
- * (writers hold both). @prot is an enum upage_prot. @armed is the
+ * (writers hold both, but for a fault's fill of a hole beside an edit,
+ * which holds table_lock alone: see struct upage_space). @prot is an enum upage_prot. @armed is the
  * space's track_gen when a tracked slot was last armed (track.c).
  */
 struct upage_slot {
@@ -123,7 +124,8 @@ struct upage_counters {
  *
  * @table_lock (spinlock) protects @slots, @nr_pages and @capacity for
  * readers that cannot take @lock: the fault path, which holds a page lock
- * when it re-checks a slot. Writers hold both.
+ * when it re-checks a slot. Writers hold both (but for a fill beside an
+ * edit, above).
  *
  * @inode gives the space its own address_space: every VMA of the space is
  * in inode->i_mapping->i_mmap, so unmap_mapping_pages() reaches every
