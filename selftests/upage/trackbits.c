@@ -1541,6 +1541,8 @@ static void big_race_run(struct __test_metadata *_metadata,
 	struct big_race r = { .p = self->p };
 	uint64_t set[BIG_PAGES], nr = 0;
 	unsigned long from = 0, b, end, reports = 0, busy = 0;
+	long t0, in_calls = 0, slowest = 0;
+	uint64_t f0;
 	time_t start = time(NULL);
 	pthread_t th;
 	unsigned int i;
@@ -1550,10 +1552,15 @@ static void big_race_run(struct __test_metadata *_metadata,
 	for (i = 0; i < BIG_PAGES; i++)
 		self->mark[set[i]] = 1;
 	r.set = set;
+	f0 = space_faults(_metadata, self->fd);
 	ASSERT_EQ(0, pthread_create(&th, NULL, big_writer, &r));
 	while (time(NULL) < start + 15 && (reports < 40 || busy < 10)) {
 		b = atomic_load(&r.done);
+		t0 = big_ms();
 		big_dirty(flags);
+		t0 = big_ms() - t0;
+		in_calls += t0;
+		slowest = t0 > slowest ? t0 : slowest;
 		end = atomic_load(&r.done);
 		memset(need, 0, self->max);
 		big_need(need, set, from, b);
@@ -1580,6 +1587,9 @@ static void big_race_run(struct __test_metadata *_metadata,
 	ASSERT_EQ(flags ? 0 : nr, big_dirty(flags));
 	TH_LOG("%lu reports, %lu with writes during them, %lu writes, %lds",
 	       reports, busy, b, (long)(time(NULL) - start));
+	TH_LOG("%ld ms in the reports, the slowest %ld ms, %llu faults",
+	       in_calls, slowest,
+	       (unsigned long long)(space_faults(_metadata, self->fd) - f0));
 	ASSERT_LE(5, busy);
 	free(need);
 }
