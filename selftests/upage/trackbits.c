@@ -1181,4 +1181,540 @@ TEST_F(bits, private_mapping_after_an_alias_leaves_the_source_tracked)
 	munmap((void *)q, SPACE * PAGE);
 }
 
+/*
+ * The largest space: max_space_pages slots (4 GiB of address space by
+ * default), tracked over all of it, a few hundred pages written scattered
+ * across the whole range. A collection walks the table in chunks and
+ * yields between them; these check that the reports stay exact over the
+ * whole range, at the chunk edges and the last slot, while a writer
+ * races, and that a collection there can be killed.
+ */
+#define BIG_PAGES 300		/* pages written per round */
+#define BIG_MAX (1ULL << 24)	/* larger spaces: too much memory here */
+
+FIXTURE(big) {
+	int fd;
+	uint64_t max;			/* max_space_pages: the space's size */
+	volatile unsigned char *p;	/* all of it, shared */
+	uint64_t *bitmap;		/* (max + 63) / 64 words and a guard */
+	unsigned char *mark;		/* one byte per slot */
+};
+
+/* /sys/module/upage/parameters/max_space_pages; 0 if unreadable. */
+static uint64_t max_space_pages(void)
+{
+	unsigned long long v = 0;
+	FILE *f = fopen("/sys/module/upage/parameters/max_space_pages", "r");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+static size_t big_words(uint64_t n)
+{
+	return (n + 63) / 64;
+}
+
+FIXTURE_SETUP(big)
+{
+	struct upage_api api;
+
+	self->p = NULL;
+	self->bitmap = NULL;
+	self->mark = NULL;
+	upage_open_or_skip(self->fd);
+	upage_require_cmd(self->fd, UPAGE_CMD_DIRTY);
+	self->max = max_space_pages();
+	ASSERT_NE(0, self->max);
+	ASSERT_EQ(0, upage_api(self->fd, &api));
+	ASSERT_EQ(self->max, api.out_max_pages);
+	if (self->max > BIG_MAX || self->max < 4 * BIG_PAGES)
+		SKIP(return, "max_space_pages %llu: out of this test's range",
+		     (unsigned long long)self->max);
+	upage_resize_ok(self->fd, self->max);
+	self->p = upage_map(self->fd, 0, self->max, MAP_SHARED);
+	ASSERT_NE(NULL, self->p);
+	self->bitmap = malloc((big_words(self->max) + 1) * 8);
+	self->mark = calloc(self->max, 1);
+	ASSERT_NE(NULL, self->bitmap);
+	ASSERT_NE(NULL, self->mark);
+	ASSERT_EQ(0, upage_track_start(self->fd, 0, self->max));
+}
+
+FIXTURE_TEARDOWN(big)
+{
+	if (self->p)
+		munmap((void *)self->p, self->max * PAGE);
+	free(self->bitmap);
+	free(self->mark);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/*
+ * Fill @set with @nr distinct slots of 0..max-1: the first and last
+ * slots and those at the edges of the collection's 4096-slot chunks
+ * first, then random ones (@seed).
+ */
+static unsigned int big_pick(uint64_t max, unsigned int seed, uint64_t *set,
+			     unsigned int nr)
+{
+	const uint64_t edges[] = { 0, max - 1, 4095, 4096, 8191, max - 4096,
+				   max - 4097, max / 2 };
+	unsigned char *taken = calloc(max, 1);
+	unsigned int i, k = 0;
+	uint64_t s;
+
+	if (!taken)
+		return 0;
+	for (i = 0; i < sizeof(edges) / sizeof(edges[0]) && k < nr; i++) {
+		s = edges[i];
+		if (s < max && !taken[s]) {
+			taken[s] = 1;
+			set[k++] = s;
+		}
+	}
+	while (k < nr) {
+		s = (((uint64_t)rand_r(&seed) << 16) ^ rand_r(&seed)) % max;
+		if (taken[s])
+			continue;
+		taken[s] = 1;
+		set[k++] = s;
+	}
+	free(taken);
+	return k;
+}
+
+/* CLOCK_MONOTONIC in ms. */
+static long big_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Write a word of page @slot, with a value that names the slot. */
+static void big_write(volatile unsigned char *p, uint64_t slot, uint32_t v)
+{
+	*(volatile uint64_t *)(p + slot * PAGE + (v % 64) * 8) = slot ^ v;
+}
+
+/*
+ * Collect slots 0..max-1 into self->bitmap, its guard word checked; the
+ * number of bits set must be out_dirty.
+ */
+#define big_dirty(flags)                                                    \
+	({                                                                  \
+		size_t __w = big_words(self->max);                          \
+		uint64_t __nr = 0xdead, __set = 0, __i;                     \
+		memset(self->bitmap, 0xa5, (__w + 1) * 8);                  \
+		ASSERT_EQ(0, upage_dirty(self->fd, 0, self->max,            \
+					 self->bitmap, (flags), &__nr));    \
+		ASSERT_EQ(0xa5a5a5a5a5a5a5a5ULL, self->bitmap[__w]);        \
+		for (__i = 0; __i < __w; __i++)                             \
+			__set += __builtin_popcountll(self->bitmap[__i]);   \
+		ASSERT_EQ(__set, __nr);                                     \
+		__nr;                                                       \
+	})
+
+static int big_bit(const uint64_t *bitmap, uint64_t slot)
+{
+	return !!(bitmap[slot / 64] & (1ULL << (slot % 64)));
+}
+
+/*
+ * The slots whose bits differ from self->mark (mark[s] & @want set:
+ * expected dirty); logs the first few, returns how many.
+ */
+static uint64_t big_diff(struct __test_metadata *_metadata,
+			 const uint64_t *bitmap, const unsigned char *mark,
+			 uint64_t max, unsigned char want)
+{
+	uint64_t s, bad = 0;
+
+	for (s = 0; s < max; s++) {
+		int exp = !!(mark[s] & want);
+
+		if (big_bit(bitmap, s) == exp)
+			continue;
+		if (bad++ < 8)
+			TH_LOG("slot %llu: reported %d, written %d",
+			       (unsigned long long)s, !exp, exp);
+	}
+	return bad;
+}
+
+/* UPAGE_QUERY of the whole space agrees with self->mark & @want. */
+static uint64_t big_query_diff(struct __test_metadata *_metadata, int fd,
+			       const unsigned char *mark, uint64_t max,
+			       unsigned char want)
+{
+	struct upage_slot_info *info = calloc(max, sizeof(*info));
+	uint64_t s, bad = 0;
+
+	if (!info)
+		return max;
+	if (upage_query(fd, 0, max, info)) {
+		free(info);
+		return max;
+	}
+	for (s = 0; s < max; s++) {
+		int exp = !!(mark[s] & want);
+		int dirty = !!(info[s].state & UPAGE_SLOT_DIRTY);
+
+		if (!(info[s].state & UPAGE_SLOT_TRACKED) || dirty != exp) {
+			if (bad++ < 8)
+				TH_LOG("slot %llu: state %#x, written %d",
+				       (unsigned long long)s, info[s].state,
+				       exp);
+		}
+	}
+	free(info);
+	return bad;
+}
+
+/*
+ * The point of tracking a large space: a report over all of it names
+ * exactly the pages written, the first and last slot and the chunk edges
+ * included, and so do UPAGE_QUERY and the fdinfo count; with
+ * UPAGE_DIRTY_CLEAR the next report names exactly the next round's.
+ */
+TEST_F_TIMEOUT(big, largest_space_reports_exactly_the_scattered_writes, 120)
+{
+	uint64_t set[BIG_PAGES], nr, s;
+	long t0;
+	unsigned int i, round;
+
+	ASSERT_EQ(0, big_dirty(0));
+	for (round = 0; round < 3; round++) {
+		unsigned char now = 1 << round;
+
+		/* The edges again (re-armed by now), random slots anew. */
+		ASSERT_EQ(BIG_PAGES, big_pick(self->max, 7 + round, set,
+					      BIG_PAGES));
+		for (i = 0; i < BIG_PAGES; i++) {
+			big_write(self->p, set[i], round + 1);
+			self->mark[set[i]] |= now;
+		}
+		for (nr = 0, s = 0; s < self->max; s++)
+			nr += !!(self->mark[s] & now);
+		ASSERT_EQ(nr, big_dirty(0));
+		ASSERT_EQ(0, big_diff(_metadata, self->bitmap, self->mark,
+				      self->max, now));
+		ASSERT_EQ(0, big_query_diff(_metadata, self->fd, self->mark,
+					    self->max, now));
+		ASSERT_EQ((long)nr, fdinfo_dirty(self->fd));
+		/* Neither of those consumed a write. */
+		t0 = big_ms();
+		ASSERT_EQ(nr, big_dirty(UPAGE_DIRTY_CLEAR));
+		TH_LOG("round %u: a report with CLEAR of %llu slots over %llu took %ld ms",
+		       round, (unsigned long long)nr,
+		       (unsigned long long)self->max, big_ms() - t0);
+		ASSERT_EQ(0, big_diff(_metadata, self->bitmap, self->mark,
+				      self->max, now));
+		ASSERT_EQ(0, big_dirty(0));
+		ASSERT_EQ(0, fdinfo_dirty(self->fd));
+		ASSERT_EQ(0, big_query_diff(_metadata, self->fd, self->mark,
+					    self->max, 0));
+	}
+}
+
+/*
+ * The largest n a report takes is the largest space; one slot more, or
+ * a range that runs one slot past the end, is EINVAL and changes
+ * nothing: a CLEAR that failed re-armed no slot.
+ */
+TEST_F_TIMEOUT(big, largest_n_is_accepted_and_one_more_changes_nothing, 120)
+{
+	uint64_t set[BIG_PAGES], nr = 0xdead;
+	uint64_t *wide = calloc(big_words(self->max + 64) + 1, 8);
+	unsigned int i;
+
+	ASSERT_NE(NULL, wide);
+	ASSERT_EQ(BIG_PAGES, big_pick(self->max, 3, set, BIG_PAGES));
+	for (i = 0; i < BIG_PAGES; i++) {
+		big_write(self->p, set[i], 1);
+		self->mark[set[i]] = 1;
+	}
+	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, 0, self->max + 1, wide,
+				       UPAGE_DIRTY_CLEAR, &nr));
+	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, 1, self->max, wide,
+				       UPAGE_DIRTY_CLEAR, &nr));
+	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, self->max, 1, wide,
+				       UPAGE_DIRTY_CLEAR, &nr));
+	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, UINT64_MAX, 2, wide,
+				       UPAGE_DIRTY_CLEAR, &nr));
+	ASSERT_EQ(-EINVAL, upage_dirty(self->fd, 0, UINT64_MAX, wide,
+				       UPAGE_DIRTY_CLEAR, &nr));
+	free(wide);
+	/* Nothing was consumed; the largest n reports all of it. */
+	ASSERT_EQ(BIG_PAGES, big_dirty(UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, big_diff(_metadata, self->bitmap, self->mark, self->max,
+			      1));
+	ASSERT_EQ(0, big_dirty(0));
+	/* The largest n that ends at the last slot, from slot 1. */
+	big_write(self->p, self->max - 1, 2);
+	big_write(self->p, 1, 2);
+	memset(self->bitmap, 0x5a, (big_words(self->max) + 1) * 8);
+	ASSERT_EQ(0, upage_dirty(self->fd, 1, self->max - 1, self->bitmap, 0,
+				 &nr));
+	ASSERT_EQ(2, nr);
+	ASSERT_EQ(1, self->bitmap[0] & 1);
+	ASSERT_EQ(1ULL << ((self->max - 2) % 64),
+		  self->bitmap[(self->max - 2) / 64]);
+	/* Words past (n + 63) / 64 are the caller's. */
+	ASSERT_EQ(0x5a5a5a5a5a5a5a5aULL,
+		  self->bitmap[big_words(self->max - 1)]);
+}
+
+/*
+ * A writer thread cycles through a scattered set of pages while reports
+ * over the whole space run. Its writes are numbered: write i goes to
+ * set[i % BIG_PAGES] and then publishes done = i + 1, so when a report
+ * starts with done == B, writes 0..B-1 have completed, and when the
+ * previous report ended with done == A, writes from A + 1 on started
+ * after it. A report must name every page of a write that completed
+ * before it started and, with CLEAR, after the previous one ended; it
+ * must never name a page outside the set.
+ */
+struct big_race {
+	volatile unsigned char *p;
+	uint64_t *set;
+	atomic_ulong done;
+	atomic_int stop;
+};
+
+static void *big_writer(void *arg)
+{
+	struct big_race *r = arg;
+	unsigned long i = 0;
+
+	while (!atomic_load(&r->stop)) {
+		big_write(r->p, r->set[i % BIG_PAGES], (uint32_t)i);
+		atomic_store(&r->done, ++i);
+	}
+	return NULL;
+}
+
+/* The pages of writes from..to-1 (at most one cycle's worth) in @need. */
+static void big_need(unsigned char *need, const uint64_t *set,
+		     unsigned long from, unsigned long to)
+{
+	unsigned long i;
+
+	if (to > from + BIG_PAGES)
+		from = to - BIG_PAGES;
+	for (i = from; i < to; i++)
+		need[set[i % BIG_PAGES]] = 1;
+}
+
+/* Slots set in @need but not reported, and reported but not in @mark. */
+static uint64_t big_race_check(struct __test_metadata *_metadata,
+			       const uint64_t *bitmap,
+			       const unsigned char *need,
+			       const unsigned char *mark, uint64_t max)
+{
+	uint64_t s, bad = 0;
+
+	for (s = 0; s < max; s++) {
+		int got = big_bit(bitmap, s);
+
+		if ((need[s] && !got) || (got && !mark[s])) {
+			if (bad++ < 8)
+				TH_LOG("slot %llu: reported %d, %s",
+				       (unsigned long long)s, got,
+				       mark[s] ? "written" : "never written");
+		}
+	}
+	return bad;
+}
+
+static void big_race_run(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(big) *self, uint32_t flags)
+{
+	unsigned char *need = calloc(self->max, 1);
+	struct big_race r = { .p = self->p };
+	uint64_t set[BIG_PAGES], nr = 0;
+	unsigned long from = 0, b, end, reports = 0, busy = 0;
+	long t0, in_calls = 0, slowest = 0;
+	uint64_t f0;
+	time_t start = time(NULL);
+	pthread_t th;
+	unsigned int i;
+
+	ASSERT_NE(NULL, need);
+	ASSERT_EQ(BIG_PAGES, big_pick(self->max, 11, set, BIG_PAGES));
+	for (i = 0; i < BIG_PAGES; i++)
+		self->mark[set[i]] = 1;
+	r.set = set;
+	f0 = space_faults(_metadata, self->fd);
+	ASSERT_EQ(0, pthread_create(&th, NULL, big_writer, &r));
+	while (time(NULL) < start + 15 && (reports < 40 || busy < 10)) {
+		b = atomic_load(&r.done);
+		t0 = big_ms();
+		big_dirty(flags);
+		t0 = big_ms() - t0;
+		in_calls += t0;
+		slowest = t0 > slowest ? t0 : slowest;
+		end = atomic_load(&r.done);
+		memset(need, 0, self->max);
+		big_need(need, set, from, b);
+		ASSERT_EQ(0, big_race_check(_metadata, self->bitmap, need,
+					    self->mark, self->max)) {
+			TH_LOG("report %lu: writes %lu..%lu before it",
+			       reports, from, b);
+		}
+		if (flags)
+			from = end + 1;
+		reports++;
+		busy += end > b;
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(th, NULL);
+	b = atomic_load(&r.done);
+	/* Quiet now: the writes since the last report, then nothing. */
+	nr = big_dirty(flags);
+	memset(need, 0, self->max);
+	big_need(need, set, from, b);
+	ASSERT_EQ(0, big_race_check(_metadata, self->bitmap, need, self->mark,
+				    self->max));
+	/* Quiet: a CLEAR leaves nothing, a report alone is repeated. */
+	ASSERT_EQ(flags ? 0 : nr, big_dirty(flags));
+	TH_LOG("%lu reports, %lu with writes during them, %lu writes, %lds",
+	       reports, busy, b, (long)(time(NULL) - start));
+	TH_LOG("%ld ms in the reports, the slowest %ld ms, %llu faults",
+	       in_calls, slowest,
+	       (unsigned long long)(space_faults(_metadata, self->fd) - f0));
+	ASSERT_LE(5, busy);
+	free(need);
+}
+
+TEST_F_TIMEOUT(big, largest_space_report_misses_no_write_of_a_racing_writer,
+	       120)
+{
+	big_race_run(_metadata, self, 0);
+}
+
+TEST_F_TIMEOUT(big, largest_space_clear_misses_no_write_of_a_racing_writer,
+	       120)
+{
+	big_race_run(_metadata, self, UPAGE_DIRTY_CLEAR);
+}
+
+/*
+ * A child runs collections over the largest space back to back (reports
+ * with and without CLEAR, UPAGE_QUERY, the fdinfo count), writing its
+ * pages between them; SIGKILL at a random point ends it promptly, and
+ * the space stays consistent: a later report names no page outside the
+ * set and then exactly what is written next.
+ */
+#define BIG_KILLS 6
+#define BIG_KILL_WAIT_MS 10000	/* TCG, debug kernel */
+
+static void big_collector(int fd, volatile unsigned char *p, uint64_t max,
+			  const uint64_t *set, int ready)
+{
+	struct upage_slot_info *info = calloc(max, sizeof(*info));
+	uint64_t *bitmap = calloc(big_words(max), 8), nr;
+	unsigned int i, round;
+
+	if (!info || !bitmap)
+		_exit(1);
+	for (round = 0;; round++) {
+		for (i = 0; i < BIG_PAGES; i += 1 + round % 7)
+			big_write(p, set[i], round);
+		if (upage_dirty(fd, 0, max, bitmap, 0, &nr) ||
+		    upage_dirty(fd, 0, max, bitmap, UPAGE_DIRTY_CLEAR, &nr) ||
+		    upage_query(fd, 0, max, info) || fdinfo_dirty(fd) < 0)
+			_exit(2);
+		if (!round && pipe_put(ready))
+			_exit(3);
+	}
+}
+
+/* Wait up to @ms for @pid; its status, or -1 if it is still there. */
+static int big_reap(pid_t pid, int ms)
+{
+	int status, waited;
+
+	for (waited = 0; waited <= ms; waited += 10) {
+		pid_t got = waitpid(pid, &status, WNOHANG);
+
+		if (got == pid)
+			return status;
+		if (got < 0)
+			return -2;
+		usleep(10000);
+	}
+	return -1;
+}
+
+TEST_F_TIMEOUT(big, largest_space_collection_is_killable, 120)
+{
+	uint64_t set[BIG_PAGES], s;
+	unsigned int seed = 5, i, kill_no;
+	long t0, ms, worst = 0;
+	int pfd[2], status;
+
+	ASSERT_EQ(BIG_PAGES, big_pick(self->max, 13, set, BIG_PAGES));
+	for (i = 0; i < BIG_PAGES; i++)
+		self->mark[set[i]] = 1;
+	for (kill_no = 0; kill_no < BIG_KILLS; kill_no++) {
+		pid_t pid;
+
+		ASSERT_EQ(0, pipe(pfd));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			close(pfd[0]);
+			big_collector(self->fd, self->p, self->max, set,
+				      pfd[1]);
+		}
+		close(pfd[1]);
+		ASSERT_EQ(0, pipe_get(pfd[0])) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		close(pfd[0]);
+		usleep(rand_r(&seed) % 200000);
+		t0 = big_ms();
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+		status = big_reap(pid, BIG_KILL_WAIT_MS);
+		ms = big_ms() - t0;
+		worst = ms > worst ? ms : worst;
+		ASSERT_NE(-1, status) {
+			TH_LOG("kill %u: the child is still there after %d ms",
+			       kill_no, BIG_KILL_WAIT_MS);
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		ASSERT_TRUE(WIFSIGNALED(status)) {
+			TH_LOG("kill %u: status %#x", kill_no, status);
+		}
+		ASSERT_EQ(SIGKILL, WTERMSIG(status));
+	}
+	TH_LOG("%u kills, the slowest exit took %ld ms", BIG_KILLS, worst);
+	/* What the children left: only pages of the set, then exactness. */
+	big_dirty(UPAGE_DIRTY_CLEAR);
+	for (s = 0; s < self->max; s++)
+		ASSERT_FALSE(big_bit(self->bitmap, s) && !self->mark[s]) {
+			TH_LOG("slot %llu: reported, never written",
+			       (unsigned long long)s);
+		}
+	memset(self->mark, 0, self->max);
+	for (i = 0; i < BIG_PAGES; i += 3) {
+		big_write(self->p, set[i], 77);
+		self->mark[set[i]] = 1;
+	}
+	ASSERT_EQ((BIG_PAGES + 2) / 3, big_dirty(UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, big_diff(_metadata, self->bitmap, self->mark, self->max,
+			      1));
+	ASSERT_EQ(0, big_dirty(0));
+}
+
 TEST_HARNESS_MAIN
