@@ -47,8 +47,8 @@
  * (space.c). The batch reads and writes only the slots of its ranges
  * (the unmap reads its gaps' frame pointers, see there), and the frame
  * counters a fill changes are atomic, so the fill is as if it came before
- * the batch or after it. Longer batches do not publish:
- * the look at the ops is made under a spinlock by every such fault.
+ * the batch or after it. Longer batches do not publish: every such fault
+ * looks at the ops under a spinlock.
  *
  * The core can still hold a page reference for a moment around our fault
  * handlers, so a busy batch is retried a few times before -EBUSY is
@@ -582,7 +582,8 @@ static bool upage_edit_gap_is_cheap(struct upage_space *space, pgoff_t from,
 		 * trap was answered: taking that PTE would trap it again.
 		 */
 		if ((READ_ONCE(slot->frame) ||
-		     (slot->flags & UPAGE_SLOT_F_TRAPS)) && ++frames > allowed)
+		     (READ_ONCE(slot->flags) & UPAGE_SLOT_F_TRAPS)) &&
+		    ++frames > allowed)
 			return false;
 	}
 	return true;

@@ -407,6 +407,9 @@ static void upage_track_rearm(struct upage_space *space, u64 first, u64 n)
 	for (i = first; i <= first + n; i++) {
 		struct upage_slot *slot = i < first + n ? &space->slots[i] : NULL;
 
+		/* Holes too: a sparse space is mostly them (helper 28). */
+		if (!((i - first + 1) % 4096))
+			cond_resched();
 		if (slot && upage_track_rearm_unmaps(space, slot, off)) {
 			if (!run)
 				start = i;
@@ -421,8 +424,6 @@ static void upage_track_rearm(struct upage_space *space, u64 first, u64 n)
 			upage_space_unmap(space, start, last - start + 1);
 		}
 		run = false;
-		if (!((i - first + 1) % 4096))
-			cond_resched();
 	}
 	upage_track_unmap_aliases(space, first, n);
 	upage_track_set_modes(space, first, n, false, off);
@@ -474,7 +475,8 @@ int upage_track(struct upage_space *space, u32 op, u64 first, u64 n)
 int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
 		unsigned long *bitmap, u64 *nr_dirty)
 {
-	u64 i, lo = U64_MAX, hi = 0;
+	u64 i, gen = 0, lo = U64_MAX, hi = 0;
+	bool moved = false;
 	int ret;
 
 	*nr_dirty = 0;
@@ -485,23 +487,39 @@ int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
 		mutex_unlock(&space->lock);
 		return ret;
 	}
+	/*
+	 * The walk lets table_lock go every 4,096 slots, so that faults
+	 * recording writes meanwhile do not spin through a whole space.
+	 * The generation moves on before the first slot is cleared (armed
+	 * with the old one): a write recorded after that is newer than
+	 * every clear, whichever side of the walk it falls on, so no write
+	 * is lost; one made during the call may be reported by this report
+	 * and by the next.
+	 */
 	spin_lock(&space->table_lock);
 	for (i = first; i < first + n; i++) {
 		struct upage_slot *slot = &space->slots[i];
 
+		if (!((i - first + 1) % 4096)) {
+			spin_unlock(&space->table_lock);
+			cond_resched();
+			spin_lock(&space->table_lock);
+		}
 		if (!upage_slot_dirty(slot))
 			continue;
 		__set_bit(i - first, bitmap);
 		(*nr_dirty)++;
 		lo = min(lo, i);
 		hi = i;
-		if (clear) {
-			slot->flags &= ~UPAGE_SLOT_F_DIRTY;
-			slot->armed = space->track_gen;
+		if (!clear)
+			continue;
+		if (!moved) {
+			gen = space->track_gen++;
+			moved = true;
 		}
+		slot->flags &= ~UPAGE_SLOT_F_DIRTY;
+		slot->armed = gen;
 	}
-	if (clear && *nr_dirty)
-		space->track_gen++;
 	spin_unlock(&space->table_lock);
 	/*
 	 * Clean slots are still mapped read-only at most, or dbit armed and
