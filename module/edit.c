@@ -557,9 +557,9 @@ static int upage_cmp_pgoff(const void *a, const void *b)
  * default of 0 a merge costs no refault and saves an unmap call (a walk of
  * the mapping's VMAs and a TLB flush per VMA). A fault beside the batch
  * may fill a hole of a gap meanwhile (above): then the unmap may take
- * its new PTE too, which costs a refault and nothing else (the frame
- * stays in the table). The frame pointers are only tested, never
- * followed. A gap longer
+ * its new PTE too, which costs a refault (the frame stays in the table;
+ * trapped holes are not joined over, below). The frame pointers are
+ * only tested, never followed. A gap longer
  * than UPAGE_EDIT_GAP_SCAN slots is not looked at (not joined): scanning
  * the holes between pairs scattered over a 1 GiB space made a swap batch
  * cost 4 times as much per page as in 1 MiB.

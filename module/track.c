@@ -36,9 +36,10 @@
  * it would land unseen. So the arm moves the generation on first, then
  * takes and drops the page lock of each armed frame (upage_space_fence()),
  * then unmaps: a .page_mkwrite that read the old generation (its write is
- * reported by this collection) has installed its PTE by then, and the
- * unmap removes it; one that reads the new generation records a write
- * that the next collection reports.
+ * reported by this collection if the walk has not passed its slot yet,
+ * else by the next) has installed its PTE by then, and the unmap removes
+ * it; one that reads the new generation records a write that the next
+ * collection reports.
  *
  * Re-arming by dirty bits. Unmapping costs a fault per page re-written
  * every round, so a slot that only a plain write can reach is re-armed

@@ -80,8 +80,9 @@ struct upage_frame {
 /*
  * One slot of the table: protected by space->lock and space->table_lock
  * (writers hold both, but for a fault's fill of a hole beside an edit,
- * which holds table_lock alone: see struct upage_space). @prot is an enum upage_prot. @armed is the
- * space's track_gen when a tracked slot was last armed (track.c).
+ * which holds table_lock alone: see struct upage_space). @prot is an
+ * enum upage_prot. @armed is the space's track_gen when a tracked slot
+ * was last armed (track.c).
  */
 struct upage_slot {
 	struct upage_frame *frame;	/* NULL: a hole */
