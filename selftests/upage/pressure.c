@@ -144,21 +144,33 @@ TEST_F_TIMEOUT(pressure, memory_pressure_pages_out_opted_in_space, 280)
 	ASSERT_EQ(0, upage_lazy_free(fd, 0, SLOTS / 4, &done));
 	ASSERT_EQ(SLOTS / 4, done);
 
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid)
-		hog(fd, SLOTS / 2);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	memset(&st, 0, sizeof(st));
-	ASSERT_EQ(0, upage_stats(fd, &st));
-	TH_LOG("hog: %s %d; shrinker evictions %llu, reclaims %llu",
-	       WIFEXITED(status) ? "exit" : "signal",
-	       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-	       (unsigned long long)st.out_shrinker_evictions,
-	       (unsigned long long)st.out_reclaims);
-	/* Stopped by enough reclaim, by the floor, or by the OOM killer. */
-	EXPECT_TRUE((WIFEXITED(status) && WEXITSTATUS(status) <= 1) ||
-		    (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+	/*
+	 * The shrinker evicts a frame on its second pass over it. On the
+	 * debug kernel the OOM killer ended the hog before the kernel had
+	 * called it twice in about one run in twenty (evictions 0, the lazy
+	 * quarter reclaimed by the first pass): then a second hog goes on
+	 * with the pressure, as a second allocation would on a real system.
+	 */
+	for (int round = 0; round < 2; round++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid)
+			hog(fd, SLOTS / 2);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		memset(&st, 0, sizeof(st));
+		ASSERT_EQ(0, upage_stats(fd, &st));
+		TH_LOG("hog %d: %s %d; shrinker evictions %llu, reclaims %llu",
+		       round, WIFEXITED(status) ? "exit" : "signal",
+		       WIFEXITED(status) ? WEXITSTATUS(status) :
+					   WTERMSIG(status),
+		       (unsigned long long)st.out_shrinker_evictions,
+		       (unsigned long long)st.out_reclaims);
+		/* Stopped by enough reclaim, by the floor, or by the OOM killer. */
+		EXPECT_TRUE((WIFEXITED(status) && WEXITSTATUS(status) <= 1) ||
+			    (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+		if (st.out_shrinker_evictions || !WIFSIGNALED(status))
+			break;
+	}
 	EXPECT_LT(0, st.out_shrinker_evictions);
 	EXPECT_LT(0, st.out_reclaims);
 
