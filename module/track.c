@@ -94,8 +94,16 @@
 
 #include "upage_private.h"
 
-/* Slots per walk of a harvest (8 page tables' worth). */
-#define UPAGE_HARVEST_CHUNK 4096
+/*
+ * Slots per walk of a harvest (up to 129 page tables per mapping). Each
+ * walk that cleans a dirty bit ends with a TLB flush of every mapping it
+ * cleaned, an IPI to each CPU running the process: a sparse space whose
+ * writes are scattered takes one per walk, so the walks are wide and
+ * skip the stretches without a dbit armed frame.
+ */
+#define UPAGE_HARVEST_CHUNK 65536
+/* Slots per table_lock hold of a harvest, as in upage_dirty(). */
+#define UPAGE_HARVEST_HOLD 4096
 
 bool upage_slot_dirty(struct upage_slot *slot)
 {
@@ -270,10 +278,18 @@ static void upage_track_harvest_chunk(struct upage_space *space,
 	}
 	spin_lock(&space->table_lock);
 	for (i = start; i < start + nr; i++) {
-		struct upage_slot *slot = &space->slots[i];
-		struct upage_frame *frame = slot->frame;
+		struct upage_slot *slot;
+		struct upage_frame *frame;
 		bool written;
 
+		/* Each slot stands alone; space->lock keeps the frames. */
+		if (i > start && !((i - start) % UPAGE_HARVEST_HOLD)) {
+			spin_unlock(&space->table_lock);
+			cond_resched();
+			spin_lock(&space->table_lock);
+		}
+		slot = &space->slots[i];
+		frame = slot->frame;
 		if (!frame || !frame->page)
 			continue;
 		written = walked && test_bit(i - start, bitmap);
@@ -302,9 +318,9 @@ static void upage_track_harvest_chunk(struct upage_space *space,
 /*
  * Move the writes to the dbit armed frames of slots first..first+n-1
  * that are still in dirty bits and PG_dirty into frame->written, and
- * clean those dirty bits; in chunks, between which it yields (each walk
- * holds i_mmap_rwsem, and the recording table_lock). -ENOMEM changes
- * nothing.
+ * clean those dirty bits; in walks of at most UPAGE_HARVEST_CHUNK slots
+ * that each start at a dbit armed frame, between which it yields (each
+ * walk holds i_mmap_rwsem). -ENOMEM changes nothing.
  */
 int upage_track_harvest(struct upage_space *space, u64 first, u64 n)
 {
@@ -327,6 +343,13 @@ int upage_track_harvest(struct upage_space *space, u64 first, u64 n)
 	if (!bitmap)
 		return -ENOMEM;
 	for (start = lo; start <= hi; start += UPAGE_HARVEST_CHUNK) {
+		/* From the next dbit armed frame, at most hi. */
+		while (start < hi &&
+		       !upage_frame_dbit(space->slots[start].frame)) {
+			start++;
+			if (!(start % UPAGE_HARVEST_HOLD))
+				cond_resched();
+		}
 		upage_track_harvest_chunk(space, start,
 					  min_t(pgoff_t, UPAGE_HARVEST_CHUNK,
 						hi - start + 1), bitmap);

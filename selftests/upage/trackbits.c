@@ -1554,7 +1554,12 @@ static void big_race_run(struct __test_metadata *_metadata,
 	r.set = set;
 	f0 = space_faults(_metadata, self->fd);
 	ASSERT_EQ(0, pthread_create(&th, NULL, big_writer, &r));
-	while (time(NULL) < start + 15 && (reports < 40 || busy < 10)) {
+	/*
+	 * 15 s for 40 reports and 10 with writes in them; past that, up to
+	 * 75 s while fewer than 5 had (a slow host: reports of seconds).
+	 */
+	while ((time(NULL) < start + 15 && (reports < 40 || busy < 10)) ||
+	       (busy < 5 && time(NULL) < start + 75)) {
 		b = atomic_load(&r.done);
 		t0 = big_ms();
 		big_dirty(flags);
