@@ -674,7 +674,7 @@ TEST_F_TIMEOUT(odirect, throttled_read_keeps_slots_busy, 120)
 {
 	struct slow_read r = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	char cg[64], file[96], text[64];
-	unsigned long ok = 0, busy = 0, other = 0;
+	unsigned long ok = 0, ok_since = 0, busy = 0, other = 0;
 	struct stat st;
 	pthread_t th;
 	int k, ret;
@@ -717,7 +717,7 @@ TEST_F_TIMEOUT(odirect, throttled_read_keeps_slots_busy, 120)
 		ret = upage_swap(self->fd, 0, SLOW, SLOW);
 		pthread_mutex_unlock(&r.lock);
 		if (ret == 0)
-			ok++;
+			busy ? ok_since++ : ok++;
 		else if (ret == -EBUSY)
 			busy++;
 		else
@@ -728,10 +728,15 @@ TEST_F_TIMEOUT(odirect, throttled_read_keeps_slots_busy, 120)
 	rmdir(cg);
 
 	ASSERT_EQ(SLOW * PAGE, r.n);
-	TH_LOG("swaps during the read: %lu EBUSY, %lu applied", busy, ok);
+	TH_LOG("swaps during the read: %lu EBUSY, %lu applied before the first, %lu after",
+	       busy, ok, ok_since);
 	EXPECT_EQ(0, other);
-	/* one may land before the pages are taken, one after they are released */
-	EXPECT_LE(ok, 2);
+	/*
+	 * Any number may land before the read takes the pages (a slow host
+	 * starts it late); from the first EBUSY on, one after they are
+	 * released, and one more for slack.
+	 */
+	EXPECT_LE(ok_since, 2);
 	EXPECT_LE(5, busy);
 	for (k = 0; k < SLOW; k++) {
 		uint64_t want = 1000 + 300 + k;

@@ -625,7 +625,7 @@ static void *view_churn_thread(void *arg)
 	return NULL;
 }
 
-TEST_F(view, views_read_while_spaces_churn)
+TEST_F_TIMEOUT(view, views_read_while_spaces_churn, 60)
 {
 	struct view_churn ch = { .stop = 0 };
 	int root = geteuid() == 0 && !access(SPACES_FILE, R_OK);
@@ -639,8 +639,11 @@ TEST_F(view, views_read_while_spaces_churn)
 	view_fdinfo_ok(ch.fd, &v);
 	id = v.id;
 	ASSERT_EQ(0, pthread_create(&thread, NULL, view_churn_thread, &ch));
+	/* 3 s, and on a slow host on until 10 rounds of churn (30 s). */
 	end = time(NULL) + 3;
-	while (time(NULL) < end) {
+	while (time(NULL) < end ||
+	       (__atomic_load_n(&ch.rounds, __ATOMIC_RELAXED) < 10 &&
+		time(NULL) < end + 27)) {
 		if (root) {
 			char *buf = view_spaces_read();
 			const char *maps;
