@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "upage_utils.h"
@@ -312,6 +313,8 @@ TEST_F_TIMEOUT(track, collect_and_clear_loses_no_write, 120)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
+		/* Dies with the test too, if an assertion ends it early. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		r.seed = 4242;
 		r.p = upage_map(self->fd, 0, RACE_SLOTS, MAP_SHARED);
 		if (!r.p)

@@ -1046,6 +1046,8 @@ static void race_run(struct __test_metadata *_metadata, int fd,
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
+		/* It runs until killed: with the test, if that ends early. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		r.seed = 4242;
 		if (remap)
 			race_remapper(&r);
@@ -1777,6 +1779,7 @@ TEST_F_TIMEOUT(big, largest_space_collection_is_killable, 120)
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);	/* as above */
 			close(pfd[0]);
 			big_collector(self->fd, self->p, self->max, set,
 				      pfd[1]);
