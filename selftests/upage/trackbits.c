@@ -533,6 +533,9 @@ TEST_F(bits, writes_of_an_exiting_child_are_reported)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
+		/* Only the parent's end: its exit is EOF here. */
+		close(go[1]);
+		close(done[0]);
 		for (round = 0; round < 6; round++) {
 			if (pipe_get(go[0]))
 				_exit(1);
@@ -542,6 +545,8 @@ TEST_F(bits, writes_of_an_exiting_child_are_reported)
 		}
 		_exit(0);
 	}
+	close(go[0]);
+	close(done[1]);
 	for (round = 0; round < 5; round++) {
 		ASSERT_EQ(0, pipe_put(go[1]));
 		ASSERT_EQ(0, pipe_get(done[0]));
@@ -556,10 +561,8 @@ TEST_F(bits, writes_of_an_exiting_child_are_reported)
 	ASSERT_EQ(0, dirty_word(self->fd, UPAGE_DIRTY_CLEAR));
 	for (round = 0; round < 6; round++)
 		ASSERT_TRUE(slots_hold(self->p, N, 4 * round, round + 1));
-	close(go[0]);
 	close(go[1]);
 	close(done[0]);
-	close(done[1]);
 }
 
 /*
