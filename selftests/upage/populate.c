@@ -269,6 +269,7 @@ TEST_F(pop, other_processes_still_fault)
 	if (!pid) {
 		size_t i;
 
+		close(pipefd[1]);	/* the parent's end: its death is EOF here */
 		if (read(pipefd[0], &go, 1) != 1)
 			_exit(10);
 		for (i = 0; i < 16; i++)
@@ -308,6 +309,9 @@ TEST_F(pop, fork_after_populate_follows_later_edits)
 	if (!pid) {
 		size_t i;
 
+		/* Only the parent holds these now: its death is EOF here. */
+		close(to_child[1]);
+		close(to_parent[0]);
 		for (i = 0; i < 16; i++)
 			if (!upage_page_is(self->p, i, 'A' + (i + 8) % 16))
 				_exit(20 + i);
@@ -320,6 +324,7 @@ TEST_F(pop, fork_after_populate_follows_later_edits)
 				_exit(40 + i);
 		_exit(0);
 	}
+	close(to_parent[1]);	/* the child's end: its death is EOF here */
 	ASSERT_EQ(1, read(to_parent[0], &c, 1));
 	ASSERT_EQ(0, swap_halves(self->fd, 8, 0));
 	ASSERT_EQ(1, write(to_child[1], "g", 1));
