@@ -715,10 +715,13 @@ TEST_F(pop, resolve_with_populate_spares_the_waiter_its_retry_fault)
  * out_populated counts only what the resolve mapped for the child.
  */
 
-/* A child that reads slot 20 of @p (trapped) and sends what it saw. */
+/*
+ * A child that reads slot 20 of @p (trapped) and sends what it saw. It
+ * waits for this process to answer, so it dies with it.
+ */
 static pid_t trapped_reader_child(unsigned char *p, int out)
 {
-	pid_t pid = fork();
+	pid_t pid = upage_fork_child();
 
 	if (pid == 0) {
 		unsigned char c = *(volatile unsigned char *)(p + 20 * PAGE);
@@ -818,7 +821,8 @@ TEST_F_TIMEOUT(pop, resolve_populate_survives_busy_dying_and_many_waiters, 300)
 		ASSERT_EQ(0, upage_discard(self->fd, 20, 1));
 		ASSERT_EQ(0, upage_trap(self->fd, 20, 1, UPAGE_TRAP_READ));
 		for (i = 0; i < nr; i++) {
-			pid[i] = fork();
+			/* It waits for this process's answer: dies with it. */
+			pid[i] = upage_fork_child();
 			ASSERT_LE(0, pid[i]);
 			if (pid[i] == 0) {
 				struct mmap_churn c = { 0 };
