@@ -929,9 +929,8 @@ static pid_t fork_sleeper(void)
 	pid_t pid;
 
 	fflush(NULL);
-	pid = fork();
+	pid = upage_fork_child();
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		for (;;)
 			pause();
 	}

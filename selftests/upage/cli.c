@@ -554,8 +554,8 @@ TEST_F(cli, spaces_parses_debugfs_and_fdinfo)
 }
 
 /*
- * A child holding only @fd (and its mapping), waiting to be killed: what
- * map draws is another process's space.
+ * A child holding only @fd (and its mapping), waiting to be killed (by the
+ * test, or with it): what map draws is another process's space.
  */
 static pid_t holder_child(int fd, int other_fd, volatile char *other, size_t len)
 {
@@ -565,7 +565,7 @@ static pid_t holder_child(int fd, int other_fd, volatile char *other, size_t len
 
 	if (pipe(sync))
 		return -1;
-	pid = fork();
+	pid = upage_fork_child();
 	if (pid == 0) {
 		close(other_fd);
 		munmap((void *)other, len);
@@ -718,7 +718,8 @@ struct closed_space {
 
 /*
  * A child that holds space A (4 slots, mapped) and maps space B (2 slots)
- * whose descriptor it closed, waiting to be killed; *@cs says which.
+ * whose descriptor it closed, waiting to be killed (by the test, or with
+ * it); *@cs says which.
  */
 static pid_t closed_space_child(int fd, volatile char *p, size_t len,
 				struct closed_space *cs)
@@ -729,7 +730,7 @@ static pid_t closed_space_child(int fd, volatile char *p, size_t len,
 
 	if (pipe(sync))
 		return -1;
-	pid = fork();
+	pid = upage_fork_child();
 	if (pid == 0) {
 		close(fd);
 		munmap((void *)p, len);

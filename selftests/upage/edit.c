@@ -458,6 +458,9 @@ TEST_F(edit, edit_seen_by_every_process_and_mapping)
 	if (pid == 0) {
 		int bad = self->p[0] != 'o';	/* map the old frame */
 
+		/* Only the parent holds these now: its death is EOF here. */
+		close(go[1]);
+		close(done[0]);
 		if (write(done[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
 			_exit(2);
 		bad |= !upage_page_is(self->p, 0, 'n');
@@ -468,6 +471,7 @@ TEST_F(edit, edit_seen_by_every_process_and_mapping)
 			_exit(2);
 		_exit(bad);
 	}
+	close(done[1]);	/* the child's end: its death is EOF here */
 	ASSERT_EQ(1, read(done[0], &c, 1));
 	upage_move_ok(self->fd, 0, 1, 1);
 	EXPECT_EQ('n', q[0]);
@@ -482,7 +486,6 @@ TEST_F(edit, edit_seen_by_every_process_and_mapping)
 	close(go[0]);
 	close(go[1]);
 	close(done[0]);
-	close(done[1]);
 }
 
 /* Frame ids stay unique: a new frame never reuses a live frame's id. */

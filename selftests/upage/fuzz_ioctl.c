@@ -2787,7 +2787,8 @@ static void fork_step(struct fz *f)
 	dstart(f);
 	dadd(f, "fork: child of %u steps", steps);
 	fflush(NULL);
-	pid = fork();
+	/* Whichever thread forks waits for the child before it goes on. */
+	pid = upage_fork_child();
 	if (pid < 0)
 		return;
 	if (pid == 0)
@@ -3453,7 +3454,8 @@ TEST_F_TIMEOUT(fuzz, concurrent, 290)
 		t[i].started = true;
 	}
 	fflush(NULL);
-	child = fork();
+	/* It runs for the budget: it dies with the test if that ends first. */
+	child = upage_fork_child();
 	ASSERT_LE(0, child);
 	if (child == 0) {
 		struct fz *c = &t[0].f;	/* a copy: the child's own */

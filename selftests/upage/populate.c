@@ -269,6 +269,7 @@ TEST_F(pop, other_processes_still_fault)
 	if (!pid) {
 		size_t i;
 
+		close(pipefd[1]);	/* the parent's end: its death is EOF here */
 		if (read(pipefd[0], &go, 1) != 1)
 			_exit(10);
 		for (i = 0; i < 16; i++)
@@ -308,6 +309,9 @@ TEST_F(pop, fork_after_populate_follows_later_edits)
 	if (!pid) {
 		size_t i;
 
+		/* Only the parent holds these now: its death is EOF here. */
+		close(to_child[1]);
+		close(to_parent[0]);
 		for (i = 0; i < 16; i++)
 			if (!upage_page_is(self->p, i, 'A' + (i + 8) % 16))
 				_exit(20 + i);
@@ -320,6 +324,7 @@ TEST_F(pop, fork_after_populate_follows_later_edits)
 				_exit(40 + i);
 		_exit(0);
 	}
+	close(to_parent[1]);	/* the child's end: its death is EOF here */
 	ASSERT_EQ(1, read(to_parent[0], &c, 1));
 	ASSERT_EQ(0, swap_halves(self->fd, 8, 0));
 	ASSERT_EQ(1, write(to_child[1], "g", 1));
@@ -710,10 +715,13 @@ TEST_F(pop, resolve_with_populate_spares_the_waiter_its_retry_fault)
  * out_populated counts only what the resolve mapped for the child.
  */
 
-/* A child that reads slot 20 of @p (trapped) and sends what it saw. */
+/*
+ * A child that reads slot 20 of @p (trapped) and sends what it saw. It
+ * waits for this process to answer, so it dies with it.
+ */
 static pid_t trapped_reader_child(unsigned char *p, int out)
 {
-	pid_t pid = fork();
+	pid_t pid = upage_fork_child();
 
 	if (pid == 0) {
 		unsigned char c = *(volatile unsigned char *)(p + 20 * PAGE);
@@ -813,7 +821,8 @@ TEST_F_TIMEOUT(pop, resolve_populate_survives_busy_dying_and_many_waiters, 300)
 		ASSERT_EQ(0, upage_discard(self->fd, 20, 1));
 		ASSERT_EQ(0, upage_trap(self->fd, 20, 1, UPAGE_TRAP_READ));
 		for (i = 0; i < nr; i++) {
-			pid[i] = fork();
+			/* It waits for this process's answer: dies with it. */
+			pid[i] = upage_fork_child();
 			ASSERT_LE(0, pid[i]);
 			if (pid[i] == 0) {
 				struct mmap_churn c = { 0 };

@@ -172,6 +172,9 @@ TEST_F(prot, protect_reaches_other_process)
 		struct upage_fault f;
 		int bad = 0;
 
+		/* Only the parent holds these now: its death is EOF here. */
+		close(go[1]);
+		close(ready[0]);
 		*SLOTP(0, 0) = 'c';		/* writable in the child */
 		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
 			_exit(2);
@@ -181,6 +184,7 @@ TEST_F(prot, protect_reaches_other_process)
 		bad |= f.val != 'c';
 		_exit(bad);
 	}
+	close(ready[1]);	/* the child's end: its death is EOF here */
 	ASSERT_EQ(1, read(ready[0], &c, 1));
 	upage_protect_ok(self->fd, 0, 1, UPAGE_PROT_READ);
 	ASSERT_EQ(1, write(go[1], "g", 1));

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include <sys/prctl.h>
 
 #include "upage_utils.h"
 
@@ -471,12 +470,11 @@ TEST_F_TIMEOUT(stress, reads_and_writes_match_model_under_batches, 120)
 		ed->model[i] = MAGIC | (i + 1);
 
 	if (variant->two_processes) {
-		child = fork();
+		child = upage_fork_child();
 		ASSERT_LE(0, child);
 		if (child == 0) {
 			int n;
 
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			n = start_workers(w, th, variant->child_readers,
 					      variant->child_writers,
 					      variant->readers + variant->writers,
@@ -669,12 +667,10 @@ TEST_F_TIMEOUT(beside, holes_filled_beside_batches_keep_frames_and_counts,
 	for (s = 0; s < BESIDE_EDITED; s += 2)
 		map[(size_t)s * PAGE] = 1;
 
-	child = fork();
+	child = upage_fork_child();
 	ASSERT_LE(0, child);
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (child == 0)
 		_exit(beside_child(b, map, memfd));
-	}
 	ASSERT_EQ(0, pthread_create(&editor, NULL, beside_editor, b));
 	for (r = 0; r < BESIDE_ROUNDS; r++) {
 		pthread_barrier_wait(&b->bar);

@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <time.h>
 
 #include "upage_utils.h"
@@ -310,11 +309,10 @@ TEST_F_TIMEOUT(track, collect_and_clear_loses_no_write, 120)
 
 	memcpy(shadow, (void *)self->p, sizeof(shadow));
 	ASSERT_EQ(0, upage_track_start(self->fd, 0, RACE_SLOTS));
-	pid = fork();
+	/* Dies with the test too, if an assertion ends it early. */
+	pid = upage_fork_child();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
-		/* Dies with the test too, if an assertion ends it early. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		r.seed = 4242;
 		r.p = upage_map(self->fd, 0, RACE_SLOTS, MAP_SHARED);
 		if (!r.p)

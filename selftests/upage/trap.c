@@ -244,14 +244,18 @@ static int peek(volatile unsigned char *addr)
 	return val;
 }
 
-/* fork(), remembering the child for teardown; no core dumps in children. */
+/*
+ * fork(), remembering the child for teardown; no core dumps in children.
+ * Teardown does not run if the test dies of a signal: the child dies with
+ * it then (it may pause or wait on a trap that nobody answers).
+ */
 static pid_t fork_kid(void)
 {
 	struct rlimit no_core = { 0, 0 };
 	pid_t pid;
 
 	fflush(NULL);
-	pid = fork();
+	pid = upage_fork_child();
 	if (pid == 0)
 		setrlimit(RLIMIT_CORE, &no_core);
 	else if (pid > 0 && nr_kids < (int)ARRAY_SIZE(kids))

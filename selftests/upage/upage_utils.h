@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <linux/loop.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +72,27 @@ static inline int upage_touch_signal(volatile char *addr, int write)
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
 		return -1;
 	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+/*
+ * fork() for a child that must end with the test: a failed assertion (or
+ * a signal) may end the test at any point, and a child left waiting or
+ * looping would hold the runner's output pipe open for ever. The child
+ * gets SIGKILL when the thread that forked it exits, and exits at once if
+ * that happened before it could ask. Fork from a thread that outlives the
+ * child (the test's own), not from a helper thread that ends first.
+ */
+static inline pid_t upage_fork_child(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+	}
+	return pid;
 }
 
 /* Raw ioctl on an arbitrary buffer: 0 or -errno. */
