@@ -1718,6 +1718,175 @@ TEST_F_TIMEOUT(big, largest_space_clear_reports_every_write_made_during_it,
 }
 
 /*
+ * The same, with the writes made by another process through its own
+ * mapping, while a thread of that process splits and joins its VMA
+ * (mprotect of a page no write touches) and forks children that exit at
+ * once (their copies of the VMA join the space's mappings and leave):
+ * a harvest walks every mapping of the space, whatever happens to the
+ * list of them during the walk.
+ */
+struct big_proc {
+	atomic_ulong started;	/* reports the collector has begun */
+	atomic_int armed;	/* arming rounds the writer has written */
+	atomic_int acked;	/* arming rounds collected; 3: the last report */
+	atomic_int done;	/* the writer wrote every page once */
+	atomic_int stop;	/* the churn thread ends */
+	atomic_ulong churns;	/* its rounds */
+};
+
+struct big_churn {
+	volatile unsigned char *page;	/* a page no write touches */
+	struct big_proc *c;
+};
+
+static void *big_churn(void *arg)
+{
+	struct big_churn *ch = arg;
+	void *page = (void *)ch->page;
+	pid_t pid;
+
+	while (!atomic_load(&ch->c->stop)) {
+		if (mprotect(page, PAGE, PROT_READ) ||
+		    mprotect(page, PAGE, PROT_READ | PROT_WRITE))
+			_exit(3);
+		pid = fork();
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+			_exit(4);
+		atomic_fetch_add(&ch->c->churns, 1);
+	}
+	return NULL;
+}
+
+/* The writer process: arm every page, then write each once in the race. */
+static void big_proc_writer(volatile unsigned char *p, const uint64_t *set,
+			    struct big_proc *c, uint64_t quiet_slot)
+{
+	struct big_churn ch = { .page = p + quiet_slot * PAGE, .c = c };
+	unsigned long seen = 0;
+	unsigned int i;
+	int round;
+	pthread_t th;
+
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < BIG_ONCE; i++)
+			big_write(p, set[i], round);
+		atomic_store(&c->armed, round + 1);
+		while (atomic_load(&c->acked) != round + 1)
+			sched_yield();
+	}
+	if (pthread_create(&th, NULL, big_churn, &ch))
+		_exit(2);
+	for (i = 0; i < BIG_ONCE; i++) {
+		if (!(i % BIG_ONCE_BATCH)) {
+			while (atomic_load(&c->started) == seen)
+				sched_yield();
+			seen = atomic_load(&c->started);
+		}
+		big_write(p, set[i], 9);
+	}
+	/*
+	 * Its PTEs live on until the last report: an exit would zap them
+	 * and so move any dirty bit a harvest lost into PG_dirty.
+	 */
+	atomic_store(&c->done, 1);
+	while (atomic_load(&c->acked) != 3)
+		sched_yield();
+	atomic_store(&c->stop, 1);
+	pthread_join(th, NULL);
+	_exit(0);
+}
+
+/* The writer is gone (status in *status) or has set @flag to @want. */
+static bool big_proc_wait(pid_t pid, int *status, atomic_int *flag, int want)
+{
+	while (atomic_load(flag) != want) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+TEST_F_TIMEOUT(big, largest_space_clear_reports_every_write_of_another_process,
+	       120)
+{
+	uint64_t *set = calloc(BIG_ONCE, sizeof(*set));
+	uint64_t *all = calloc(big_words(self->max), 8);
+	struct big_proc *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned long reports = 0;
+	uint64_t f0, faults, bad = 0, s, quiet;
+	unsigned int i;
+	int round, status = -1;
+	bool reaped = false;
+	pid_t pid;
+	size_t k;
+
+	ASSERT_NE(NULL, set);
+	ASSERT_NE(NULL, all);
+	ASSERT_NE(MAP_FAILED, c);
+	memset(c, 0, sizeof(*c));
+	ASSERT_EQ(BIG_ONCE, big_pick(self->max, 17, set, BIG_ONCE));
+	for (i = 0; i < BIG_ONCE; i++)
+		self->mark[set[i]] = 1;
+	for (quiet = self->max / 2 + 1; self->mark[quiet]; quiet++)
+		;
+	/* It waits for this process between its steps: dies with it. */
+	pid = upage_fork_child();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		big_proc_writer(self->p, set, c, quiet);
+	for (round = 0; round < 2; round++) {
+		ASSERT_TRUE(big_proc_wait(pid, &status, &c->armed, round + 1));
+		ASSERT_EQ(BIG_ONCE, big_dirty(UPAGE_DIRTY_CLEAR));
+		ASSERT_EQ(0, big_diff(_metadata, self->bitmap, self->mark,
+				      self->max, 1));
+		atomic_store(&c->acked, round + 1);
+	}
+	f0 = space_faults(_metadata, self->fd);
+	while (!atomic_load(&c->done)) {
+		reaped = waitpid(pid, &status, WNOHANG) == pid;
+		if (reaped)
+			break;
+		atomic_fetch_add(&c->started, 1);
+		big_dirty(UPAGE_DIRTY_CLEAR);
+		for (k = 0; k < big_words(self->max); k++)
+			all[k] |= self->bitmap[k];
+		reports++;
+	}
+	ASSERT_FALSE(reaped) {
+		TH_LOG("the writer ended early: status %#x", status);
+	}
+	big_dirty(UPAGE_DIRTY_CLEAR);
+	for (k = 0; k < big_words(self->max); k++)
+		all[k] |= self->bitmap[k];
+	faults = space_faults(_metadata, self->fd) - f0;
+	atomic_store(&c->acked, 3);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+	for (s = 0; s < self->max; s++) {
+		if (big_bit(all, s) == !!self->mark[s])
+			continue;
+		if (bad++ < 8)
+			TH_LOG("slot %llu: in a report %d, written %d",
+			       (unsigned long long)s, big_bit(all, s),
+			       self->mark[s]);
+	}
+	TH_LOG("%lu reports, %llu faults for %u writes, %lu VMA churns",
+	       reports, (unsigned long long)faults, BIG_ONCE,
+	       atomic_load(&c->churns));
+	ASSERT_EQ(0, bad);
+	ASSERT_GT(BIG_ONCE / 4, faults);
+	ASSERT_LT(0, atomic_load(&c->churns));
+	ASSERT_EQ(0, big_dirty(0));
+	munmap(c, sizeof(*c));
+	free(all);
+	free(set);
+}
+
+/*
  * A child runs collections over the largest space back to back (reports
  * with and without CLEAR, UPAGE_QUERY, the fdinfo count), writing its
  * pages between them; SIGKILL at a random point ends it promptly, and
