@@ -4,9 +4,10 @@
  *
  * Generations. space->track_gen counts arming passes. A write recorded by
  * .page_mkwrite (upage_frame_record_write() in space.c, under the page
- * lock and table_lock) sets frame->written to the current generation. Arming a
- * slot sets slot->armed to the current generation, then the generation
- * moves on, so a slot is dirty when its frame was written after it was
+ * lock and table_lock) sets frame->written to the current generation. An
+ * arm moves the generation on, then sets slot->armed of each slot it arms
+ * to the one it left (slot->armed < track_gen whenever table_lock is free),
+ * so a slot is dirty when its frame was written after it was
  * armed (frame->written > slot->armed), or when an edit gave it another
  * frame (UPAGE_SLOT_F_DIRTY). Writes are recorded on the frame, so a
  * write through any alias dirties every tracked slot that shows it.
@@ -102,7 +103,7 @@
  * skip the stretches without a dbit armed frame.
  */
 #define UPAGE_HARVEST_CHUNK 65536
-/* Slots per table_lock hold of a harvest, as in upage_dirty(). */
+/* Slots per table_lock hold of a walk of the table (harvest, report, track). */
 #define UPAGE_HARVEST_HOLD 4096
 
 bool upage_slot_dirty(struct upage_slot *slot)
@@ -465,26 +466,39 @@ static int upage_track_lock(struct upage_space *space, u64 first, u64 n)
 
 int upage_track(struct upage_space *space, u32 op, u64 first, u64 n)
 {
-	u64 i;
+	u64 i, gen;
 
 	if (op != UPAGE_TRACK_START && op != UPAGE_TRACK_STOP)
 		return -EOPNOTSUPP;
 	if (upage_track_lock(space, first, n))
 		return -EINVAL;
+	/*
+	 * table_lock goes every UPAGE_HARVEST_HOLD slots, so that a fault
+	 * beside the call does not spin through a whole space; each slot
+	 * stands alone. The generation moves on before the first slot is
+	 * armed with the old one: a write recorded on a slot already
+	 * started is newer than its arm, and reported.
+	 */
 	spin_lock(&space->table_lock);
+	gen = space->track_gen;
+	if (op == UPAGE_TRACK_START)
+		space->track_gen++;
 	for (i = first; i < first + n; i++) {
 		struct upage_slot *slot = &space->slots[i];
 
+		if (i > first && !((i - first) % UPAGE_HARVEST_HOLD)) {
+			spin_unlock(&space->table_lock);
+			cond_resched();
+			spin_lock(&space->table_lock);
+		}
 		slot->flags &= ~(UPAGE_SLOT_F_TRACKED | UPAGE_SLOT_F_DIRTY);
 		if (slot->frame && op == UPAGE_TRACK_STOP)
 			slot->frame->dbit = false;
 		if (op == UPAGE_TRACK_START) {
 			slot->flags |= UPAGE_SLOT_F_TRACKED;
-			slot->armed = space->track_gen;
+			slot->armed = gen;
 		}
 	}
-	if (op == UPAGE_TRACK_START)
-		space->track_gen++;
 	spin_unlock(&space->table_lock);
 	if (op == UPAGE_TRACK_START)
 		upage_track_arm(space, first, n);
@@ -524,7 +538,7 @@ int upage_dirty(struct upage_space *space, u64 first, u64 n, bool clear,
 	for (i = first; i < first + n; i++) {
 		struct upage_slot *slot = &space->slots[i];
 
-		if (!((i - first + 1) % 4096)) {
+		if (!((i - first + 1) % UPAGE_HARVEST_HOLD)) {
 			spin_unlock(&space->table_lock);
 			cond_resched();
 			spin_lock(&space->table_lock);
@@ -569,6 +583,11 @@ void upage_track_undo_clear(struct upage_space *space, u64 first, u64 n,
 	for (i = 0; i < n && first + i < space->nr_pages; i++) {
 		struct upage_slot *slot = &space->slots[first + i];
 
+		if (i && !(i % UPAGE_HARVEST_HOLD)) {
+			spin_unlock(&space->table_lock);
+			cond_resched();
+			spin_lock(&space->table_lock);
+		}
 		if (test_bit(i, bitmap) && (slot->flags & UPAGE_SLOT_F_TRACKED))
 			slot->flags |= UPAGE_SLOT_F_DIRTY;
 	}

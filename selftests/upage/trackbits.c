@@ -1622,6 +1622,71 @@ TEST_F_TIMEOUT(big, largest_space_clear_misses_no_write_of_a_racing_writer,
 }
 
 /*
+ * The walks of the whole table let table_lock go every 4,096 slots. A
+ * CLEAR whose bitmap cannot be copied out (its last page faults) marks
+ * every slot it cleared dirty again, across those drops; and STOP and
+ * START over the whole space, again and again beside a writer thread,
+ * leave each slot tracked once: what is written after the last START is
+ * reported, and nothing that was never written.
+ */
+TEST_F_TIMEOUT(big, largest_space_failed_clear_and_restarts_keep_every_write,
+	       120)
+{
+	size_t len = big_words(self->max) * 8;
+	size_t span = (len + PAGE - 1) / PAGE * PAGE;
+	struct upage_dirty cmd = {
+		.size = sizeof(cmd), .flags = UPAGE_DIRTY_CLEAR,
+		.first = 0, .n = self->max,
+	};
+	struct big_race r = { .p = self->p };
+	unsigned char *buf, *none = calloc(self->max, 1);
+	uint64_t set[BIG_PAGES];
+	unsigned int i, round;
+	pthread_t th;
+
+	ASSERT_NE(NULL, none);
+	ASSERT_EQ(BIG_PAGES, big_pick(self->max, 19, set, BIG_PAGES));
+	for (i = 0; i < BIG_PAGES; i++) {
+		self->mark[set[i]] = 1;
+		big_write(self->p, set[i], 1);
+	}
+	buf = mmap(NULL, span + PAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, mprotect(buf + span, PAGE, PROT_NONE));
+	/* It ends in the PROT_NONE page: the copy fails part way. */
+	cmd.bitmap = (uintptr_t)(buf + span + PAGE - len);
+	ASSERT_EQ(-EFAULT, _upage_ioctl(self->fd, UPAGE_DIRTY, &cmd));
+	ASSERT_EQ(BIG_PAGES, big_dirty(0));
+	ASSERT_EQ(0, big_diff(_metadata, self->bitmap, self->mark, self->max,
+			      1));
+	munmap(buf, span + PAGE);
+
+	r.set = set;
+	ASSERT_EQ(0, pthread_create(&th, NULL, big_writer, &r));
+	for (round = 0; round < 4; round++) {
+		ASSERT_EQ(0, upage_track_stop(self->fd, 0, self->max));
+		ASSERT_EQ(0, upage_track_start(self->fd, 0, self->max));
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(th, NULL);
+	TH_LOG("%lu writes beside 4 restarts", atomic_load(&r.done));
+	ASSERT_LT(0, atomic_load(&r.done));
+	/* Only written pages, whichever the writer reached after START. */
+	big_dirty(UPAGE_DIRTY_CLEAR);
+	ASSERT_EQ(0, big_race_check(_metadata, self->bitmap, none, self->mark,
+				    self->max));
+	ASSERT_EQ(0, big_dirty(0));
+	for (i = 0; i < BIG_PAGES; i++)
+		big_write(self->p, set[i], 2);
+	ASSERT_EQ(BIG_PAGES, big_dirty(UPAGE_DIRTY_CLEAR));
+	ASSERT_EQ(0, big_diff(_metadata, self->bitmap, self->mark, self->max,
+			      1));
+	ASSERT_EQ(0, big_dirty(UPAGE_DIRTY_CLEAR));
+	free(none);
+}
+
+/*
  * Each page written exactly once while CLEAR reports run back to back:
  * the union of the reports names every page and nothing else, so a
  * write made during a report is reported by it or by a later one, never
