@@ -1686,6 +1686,15 @@ TEST_F_TIMEOUT(big, largest_space_failed_clear_and_restarts_keep_every_write,
 	free(none);
 }
 
+/* @all |= @bitmap, both bitmaps of @max slots. */
+static void big_union(uint64_t *all, const uint64_t *bitmap, uint64_t max)
+{
+	size_t k;
+
+	for (k = 0; k < big_words(max); k++)
+		all[k] |= bitmap[k];
+}
+
 /*
  * Each page written exactly once while CLEAR reports run back to back:
  * the union of the reports names every page and nothing else, so a
@@ -1731,10 +1740,9 @@ TEST_F_TIMEOUT(big, largest_space_clear_reports_every_write_made_during_it,
 	uint64_t *all = calloc(big_words(self->max), 8);
 	struct big_once w = { .p = self->p };
 	unsigned long reports = 0;
-	uint64_t f0, faults, bad = 0, s;
+	uint64_t f0, faults, bad;
 	unsigned int i, round;
 	pthread_t th;
-	size_t k;
 
 	ASSERT_NE(NULL, set);
 	ASSERT_NE(NULL, all);
@@ -1755,23 +1763,14 @@ TEST_F_TIMEOUT(big, largest_space_clear_reports_every_write_made_during_it,
 	while (!atomic_load(&w.done)) {
 		atomic_fetch_add(&w.started, 1);
 		big_dirty(UPAGE_DIRTY_CLEAR);
-		for (k = 0; k < big_words(self->max); k++)
-			all[k] |= self->bitmap[k];
+		big_union(all, self->bitmap, self->max);
 		reports++;
 	}
 	pthread_join(th, NULL);
 	big_dirty(UPAGE_DIRTY_CLEAR);
-	for (k = 0; k < big_words(self->max); k++)
-		all[k] |= self->bitmap[k];
+	big_union(all, self->bitmap, self->max);
 	faults = space_faults(_metadata, self->fd) - f0;
-	for (s = 0; s < self->max; s++) {
-		if (big_bit(all, s) == !!self->mark[s])
-			continue;
-		if (bad++ < 8)
-			TH_LOG("slot %llu: in a report %d, written %d",
-			       (unsigned long long)s, big_bit(all, s),
-			       self->mark[s]);
-	}
+	bad = big_diff(_metadata, all, self->mark, self->max, 1);
 	TH_LOG("%lu reports, %llu faults for %u writes", reports,
 	       (unsigned long long)faults, BIG_ONCE);
 	ASSERT_EQ(0, bad);
@@ -1882,12 +1881,11 @@ TEST_F_TIMEOUT(big, largest_space_clear_reports_every_write_of_another_process,
 	struct big_proc *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	unsigned long reports = 0;
-	uint64_t f0, faults, bad = 0, s, quiet;
+	uint64_t f0, faults, bad, quiet;
 	unsigned int i;
 	int round, status = -1;
 	bool reaped = false;
 	pid_t pid;
-	size_t k;
 
 	ASSERT_NE(NULL, set);
 	ASSERT_NE(NULL, all);
@@ -1917,28 +1915,19 @@ TEST_F_TIMEOUT(big, largest_space_clear_reports_every_write_of_another_process,
 			break;
 		atomic_fetch_add(&c->started, 1);
 		big_dirty(UPAGE_DIRTY_CLEAR);
-		for (k = 0; k < big_words(self->max); k++)
-			all[k] |= self->bitmap[k];
+		big_union(all, self->bitmap, self->max);
 		reports++;
 	}
 	ASSERT_FALSE(reaped) {
 		TH_LOG("the writer ended early: status %#x", status);
 	}
 	big_dirty(UPAGE_DIRTY_CLEAR);
-	for (k = 0; k < big_words(self->max); k++)
-		all[k] |= self->bitmap[k];
+	big_union(all, self->bitmap, self->max);
 	faults = space_faults(_metadata, self->fd) - f0;
 	atomic_store(&c->acked, 3);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_EQ(0, status);
-	for (s = 0; s < self->max; s++) {
-		if (big_bit(all, s) == !!self->mark[s])
-			continue;
-		if (bad++ < 8)
-			TH_LOG("slot %llu: in a report %d, written %d",
-			       (unsigned long long)s, big_bit(all, s),
-			       self->mark[s]);
-	}
+	bad = big_diff(_metadata, all, self->mark, self->max, 1);
 	TH_LOG("%lu reports, %llu faults for %u writes, %lu VMA churns",
 	       reports, (unsigned long long)faults, BIG_ONCE,
 	       atomic_load(&c->churns));
